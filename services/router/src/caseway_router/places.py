@@ -1,0 +1,108 @@
+"""Which ward and neighbourhood a report is in (pure: built once from configuration, then no I/O).
+
+Point-in-polygon over the configured ward boundaries with a spatial index (shapely's STRtree). A point
+within `boundary_flag_metres` of another neighbourhood is flagged: staff near a boundary should know the
+case may belong next door. Reports without coordinates are placed by the ward the caller named; otherwise
+they go to triage with the reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shapely import STRtree
+from shapely.geometry import Point, shape
+from shapely.ops import transform
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
+    from caseway_shared.council import Council
+    from caseway_shared.events import Place
+
+# Boundaries are projected once into a local equirectangular frame in metres around the council's centre:
+# over a city the distortion is far below the 25 m boundary margin, and every test becomes plain geometry.
+_EARTH_RADIUS_M = 6_371_008.8
+
+
+class _LocalFrame:
+    def __init__(self, lat0: float) -> None:
+        self._kx = math.radians(1) * _EARTH_RADIUS_M * math.cos(math.radians(lat0))
+        self._ky = math.radians(1) * _EARTH_RADIUS_M
+
+    def point(self, lat: float, lon: float) -> Point:
+        return Point(lon * self._kx, lat * self._ky)
+
+    def geometry(self, geometry: BaseGeometry) -> BaseGeometry:
+        return transform(lambda x, y, z=None: (x * self._kx, y * self._ky), geometry)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a report was placed, and anything staff should know about that."""
+
+    ward_code: str | None
+    ward_name: str | None
+    neighbourhood: str | None
+    near_neighbourhoods: tuple[str, ...] = ()
+    triage_reason: str | None = None
+
+    @property
+    def near_boundary(self) -> bool:
+        return bool(self.near_neighbourhoods)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ward:
+    code: str
+    name: str
+    neighbourhood: str
+    geometry: BaseGeometry
+
+
+class PlaceFinder:
+    """Finds wards and neighbourhoods for points and ward codes of one council."""
+
+    def __init__(self, council: Council) -> None:
+        self._boundary_m = council.boundary_flag_metres
+        hood_of = council.neighbourhood_of_ward
+        features = council.wards_geojson["features"]
+        lats = [float(f["properties"]["centroid_lat"]) for f in features if "centroid_lat" in f["properties"]]
+        self._frame = _LocalFrame(sum(lats) / len(lats) if lats else shape(features[0]["geometry"]).centroid.y)
+        self._wards = [
+            _Ward(
+                code=feature["properties"]["WD23CD"],
+                name=feature["properties"]["WD23NM"],
+                neighbourhood=hood_of[feature["properties"]["WD23NM"]],
+                geometry=self._frame.geometry(shape(feature["geometry"])),
+            )
+            for feature in features
+        ]
+        self._by_code = {ward.code: ward for ward in self._wards}
+        self._tree = STRtree([ward.geometry for ward in self._wards])
+
+    def locate(self, place: Place) -> Placement:
+        if place.point is not None:
+            return self.locate_point(place.point.lat, place.point.lon)
+        if place.ward_code:
+            ward = self._by_code.get(place.ward_code)
+            if ward is not None:
+                return Placement(ward.code, ward.name, ward.neighbourhood)
+            return Placement(None, None, None, triage_reason=f"ward {place.ward_code} is not in this council")
+        if place.address or place.postcode or place.uprn or place.usrn:
+            # No address gazetteer is configured yet, and postcode districts overlap wards many-to-many:
+            # a person in the triage queue places it rather than a guess.
+            return Placement(None, None, None, triage_reason="no coordinates: staff place it from the address")
+        return Placement(None, None, None, triage_reason="no location given")
+
+    def locate_point(self, lat: float, lon: float) -> Placement:
+        point = self._frame.point(lat, lon)
+        nearby = [self._wards[int(i)] for i in self._tree.query(point, predicate="dwithin", distance=self._boundary_m)]
+        containing = [ward for ward in nearby if ward.geometry.covers(point)]
+        if not containing:
+            return Placement(None, None, None, triage_reason="the point is outside the council's wards")
+        ward = containing[0]
+        near = sorted({other.neighbourhood for other in nearby if other.neighbourhood != ward.neighbourhood})
+        return Placement(ward.code, ward.name, ward.neighbourhood, near_neighbourhoods=tuple(near))

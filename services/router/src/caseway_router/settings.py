@@ -1,0 +1,20 @@
+"""The router's one settings class (environment prefix CASEWAY_ROUTER_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from caseway_shared.council import LIVERPOOL_DIR
+from caseway_shared.settings import ServiceSettings
+
+
+class RouterSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CASEWAY_ROUTER_", extra="ignore", populate_by_name=True)
+
+    http_port: int = 8081
+    council_dir: Path = Field(
+        default=LIVERPOOL_DIR, validation_alias=AliasChoices("council_dir", "CASEWAY_COUNCIL_DIR")
+    )

@@ -1,0 +1,200 @@
+"""The events Caseway's services exchange: one pydantic model per event, named for what happened.
+
+Every event is a frozen model whose JSON body carries its own `event_type`, so a topic that holds several
+kinds (cases.v1, notifications.v1) can be parsed with one discriminated union. The same type also travels
+in the message headers (see `caseway_shared.headers`) so that operators can filter without parsing.
+
+Residents' contact details never appear here: intake keeps them, and everything downstream refers to the
+report by its id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Channel(StrEnum):
+    """How the resident reached the council."""
+
+    PHONE = "phone"
+    WEB = "web"
+    EMAIL = "email"
+    APP = "app"
+    WALK_IN = "walk-in"
+    OPEN311 = "open311"
+
+
+class GeoPoint(BaseModel):
+    """A WGS84 point."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lat: float = Field(ge=-90, le=90, description="Latitude in decimal degrees (WGS84).")
+    lon: float = Field(ge=-180, le=180, description="Longitude in decimal degrees (WGS84).")
+
+
+class Place(BaseModel):
+    """Where the problem is, as far as the resident could say."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    point: GeoPoint | None = None
+    address: str | None = Field(default=None, max_length=500)
+    postcode: str | None = Field(default=None, max_length=10)
+    uprn: str | None = Field(default=None, max_length=12, description="Unique Property Reference Number.")
+    usrn: str | None = Field(default=None, max_length=8, description="Unique Street Reference Number.")
+    ward_code: str | None = Field(default=None, max_length=9, description="ONS ward code, if the caller knew.")
+    land_type: str | None = Field(
+        default=None,
+        max_length=32,
+        description="What the land is, where known: public, housing, carriageway, park, private.",
+    )
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    occurred_at: AwareDatetime
+
+
+class ReportReceived(_Event):
+    """A resident's report that intake validated and accepted (intake -> router)."""
+
+    event_type: Literal["ReportReceived"] = "ReportReceived"
+    report_id: UUID = Field(description="Stable id: the same source system and source id give the same id.")
+    source_system: str
+    source_id: str
+    channel: Channel
+    received_at: AwareDatetime
+    category: str = Field(description="A configured category code, or 'triage' for unmapped free text.")
+    category_text: str | None = Field(default=None, description="The free text the category came from.")
+    place: Place
+    description: str = Field(max_length=4000)
+    attachments: tuple[str, ...] = ()
+
+
+class CaseOpened(_Event):
+    """A new case, opened for a report that is not another report of an open problem."""
+
+    event_type: Literal["CaseOpened"] = "CaseOpened"
+    case_id: UUID
+    reference: str = Field(description="The reference staff and the resident quote, e.g. LV-2026-000123.")
+    report_id: UUID
+    category: str
+    priority: str
+    neighbourhood: str | None
+    ward_code: str | None
+    lead_department: str
+    departments: tuple[str, ...] = Field(description="Every department that owns part of the case, lead first.")
+    due_at: datetime | None
+    point: GeoPoint | None
+    summary: str = Field(max_length=200, description="Short, plain text: never turned into links.")
+
+
+class ReportLinked(_Event):
+    """Another report of a problem that already has an open case joined that case."""
+
+    event_type: Literal["ReportLinked"] = "ReportLinked"
+    case_id: UUID
+    reference: str
+    report_id: UUID
+    reports_count: int = Field(ge=2, description="How many residents' reports the case now holds.")
+    score: float
+
+
+class CaseAssigned(_Event):
+    """A department was given a part of a case."""
+
+    event_type: Literal["CaseAssigned"] = "CaseAssigned"
+    case_id: UUID
+    reference: str
+    department: str
+    role: Literal["lead", "contributor"]
+    neighbourhood: str | None
+
+
+class CaseFlagged(_Event):
+    """A case needs a person to look at it: near a boundary, possible duplicate, needs triage."""
+
+    event_type: Literal["CaseFlagged"] = "CaseFlagged"
+    case_id: UUID
+    reference: str
+    flag: str
+    reason: str
+
+
+class CaseStatusChanged(_Event):
+    """A case moved between statuses (open, acknowledged, in progress, closed)."""
+
+    event_type: Literal["CaseStatusChanged"] = "CaseStatusChanged"
+    case_id: UUID
+    reference: str
+    status: str
+    note: str | None = None
+
+
+class CaseClosed(_Event):
+    """A case was closed."""
+
+    event_type: Literal["CaseClosed"] = "CaseClosed"
+    case_id: UUID
+    reference: str
+    note: str | None = None
+
+
+CaseEvent = Annotated[
+    CaseOpened | ReportLinked | CaseAssigned | CaseFlagged | CaseStatusChanged | CaseClosed,
+    Field(discriminator="event_type"),
+]
+CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
+
+
+class NotificationSent(_Event):
+    """A team was alerted about a case."""
+
+    event_type: Literal["NotificationSent"] = "NotificationSent"
+    notification_key: str = Field(description="case:team:channel:kind; unique, so nothing is sent twice.")
+    case_id: UUID
+    team: str
+    channel: str
+    kind: str
+    attempts: int = 1
+
+
+class NotificationFailed(_Event):
+    """An alert could not be delivered after its retries."""
+
+    event_type: Literal["NotificationFailed"] = "NotificationFailed"
+    notification_key: str
+    case_id: UUID
+    team: str
+    channel: str
+    kind: str
+    attempts: int
+    error: str
+
+
+class NotificationSuppressed(_Event):
+    """An alert was not sent because the same one was already sent (or is folded into a digest)."""
+
+    event_type: Literal["NotificationSuppressed"] = "NotificationSuppressed"
+    notification_key: str
+    case_id: UUID
+    team: str
+    channel: str
+    kind: str
+    reason: str
+
+
+NotificationEvent = Annotated[
+    NotificationSent | NotificationFailed | NotificationSuppressed,
+    Field(discriminator="event_type"),
+]
+NOTIFICATION_EVENT: TypeAdapter[NotificationEvent] = TypeAdapter(NotificationEvent)
+
+AnyEvent = ReportReceived | CaseEvent | NotificationEvent

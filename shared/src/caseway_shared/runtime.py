@@ -1,0 +1,166 @@
+"""What every Caseway service process is made of, wired once: a FastStream broker with its subscribers, an
+asyncpg pool, an outbox relay, dead letters, and the operational HTTP endpoints.
+
+A service's `create_app(settings)` builds a `ServiceRuntime` (no I/O), registers its handlers with
+`subscribe`, and returns an ASGI app whose lifespan connects and disconnects everything. Tests build the
+same app and run it in-process; `__main__` serves it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from faststream.kafka import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from caseway_shared.consuming import BatchConsumer, BatchHandler, DeadLetters, RetryPolicy
+from caseway_shared.db import create_pool
+from caseway_shared.kafka import Record, consumer_group, make_broker, topic_name
+from caseway_shared.logging import configure_logging
+from caseway_shared.outbox import OutboxRelay
+from caseway_shared.topics import Topic
+
+if TYPE_CHECKING:
+    import asyncpg
+    from faststream.kafka.subscriber.usecase import BatchSubscriber
+    from starlette.requests import Request
+
+    from caseway_shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+class ServiceRuntime:
+    """The long-lived clients of one service process, created without I/O and connected by `lifespan`."""
+
+    def __init__(self, *, settings: ServiceSettings, service: str, schema: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.schema = schema
+        self.instance_id = settings.instance_id or f"{service}-{os.getpid()}"
+        self.metrics = CollectorRegistry()
+        self.broker = make_broker(settings, service=service)
+        self.broker.add_middleware(KafkaPrometheusMiddleware(registry=self.metrics, app_name=service))
+        self.dead_letters = DeadLetters(
+            broker=self.broker, topic=topic_name(settings, Topic.DEADLETTER), service=service
+        )
+        self.retry = RetryPolicy(attempts=settings.retry_attempts, backoff_seconds=settings.retry_backoff_seconds)
+        self._pool: asyncpg.Pool | None = None
+        self._relay: OutboxRelay | None = None
+        self._subscribers: list[BatchSubscriber] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: list[Callable[[], Any]] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the service is not started: no database pool yet")
+        return self._pool
+
+    @property
+    def relay(self) -> OutboxRelay:
+        if self._relay is None:
+            raise RuntimeError("the service is not started: no outbox relay yet")
+        return self._relay
+
+    def topic(self, topic: Topic) -> str:
+        return topic_name(self.settings, topic)
+
+    def subscribe(self, topic: Topic, handle: BatchHandler, *, title: str, description: str) -> None:
+        """Consume `topic` in batches with the shared retry and dead-letter rules (see `consuming`)."""
+        consumer = BatchConsumer(handle=handle, dead_letters=self.dead_letters, retry=self.retry)
+        subscriber = self.broker.subscriber(
+            self.topic(topic),
+            batch=True,
+            group_id=consumer_group(self.settings, self.service),
+            auto_offset_reset="earliest",
+            max_records=self.settings.consumer_max_records,
+            batch_timeout_ms=50,
+            title=title,
+            description=description,
+        )
+
+        async def consume(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            records = raw if isinstance(raw, tuple) else (raw,)
+            await consumer([Record.from_consumer_record(record) for record in records])
+
+        subscriber(consume)
+        self._subscribers.append(subscriber)
+
+    def run_in_background(self, job: Callable[[], Any]) -> None:
+        """Run `job()` (a coroutine function) for the life of the service, e.g. a scheduler."""
+        self._background.append(job)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
+        configure_logging(
+            service=self.service, log_format=self.settings.log_format, level=self.settings.log_level
+        )
+        structlog.contextvars.bind_contextvars(instance=self.instance_id)
+        self._pool = await create_pool(self.settings, application_name=f"caseway-{self.service}")
+        self._relay = OutboxRelay(pool=self._pool, broker=self.broker, schema=self.schema)
+        try:
+            await self.broker.start()
+            self._tasks.append(asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox"))
+            self._tasks.extend(asyncio.create_task(job()) for job in self._background)
+            log.info("service_started", kafka=self.settings.kafka_bootstrap_servers)
+            yield
+        finally:
+            log.info("service_stopping")
+            # Stop taking work first, then publish what is committed, then close the producer and pool.
+            for subscriber in self._subscribers:
+                with contextlib.suppress(Exception):
+                    await subscriber.stop()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(10):
+                    while await self._relay.publish_pending():
+                        pass
+            await self.broker.stop()
+            await self._pool.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        """Whether the broker and database answer and every subscriber has partitions assigned."""
+        checks: dict[str, bool] = {}
+        checks["kafka"] = await self.broker.ping(timeout=2)
+        try:
+            async with asyncio.timeout(2):
+                checks["database"] = await self.pool.fetchval("SELECT 1") == 1
+        except Exception:
+            checks["database"] = False
+        checks["consumer_assigned"] = all(_assigned(subscriber) for subscriber in self._subscribers)
+        return checks
+
+    def ops_routes(self) -> Sequence[Route]:
+        """/healthz (the process answers), /readyz (it can do its work) and /metrics (Prometheus)."""
+
+        async def healthz(_request: Request) -> Response:
+            return JSONResponse({"status": "ok", "service": self.service, "instance": self.instance_id})
+
+        async def readyz(_request: Request) -> Response:
+            checks = await self.readiness()
+            ready = all(checks.values())
+            return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+        async def metrics(_request: Request) -> Response:
+            return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_LATEST)
+
+        return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+
+
+def _assigned(subscriber: BatchSubscriber) -> bool:
+    consumer = getattr(subscriber, "consumer", None)
+    return bool(consumer is not None and consumer.assignment())

@@ -12,8 +12,15 @@ branch_labels = None
 depends_on = None
 
 
+def _run(sql: str) -> None:
+    # asyncpg runs one statement per call: split the script on statement ends.
+    for statement in sql.split(";"):
+        if statement.strip():
+            op.execute(statement)
+
+
 def upgrade() -> None:
-    op.execute(
+    _run(
         """
         CREATE TABLE intake.reports (
             report_id      uuid PRIMARY KEY,
@@ -52,4 +59,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE intake.outbox; DROP TABLE intake.reporter_contacts; DROP TABLE intake.reports;")
+    _run("DROP TABLE intake.outbox; DROP TABLE intake.reporter_contacts; DROP TABLE intake.reports;")

@@ -12,8 +12,15 @@ branch_labels = None
 depends_on = None
 
 
+def _run(sql: str) -> None:
+    # asyncpg runs one statement per call: split the script on statement ends.
+    for statement in sql.split(";"):
+        if statement.strip():
+            op.execute(statement)
+
+
 def upgrade() -> None:
-    op.execute(
+    _run(
         """
         CREATE SEQUENCE router.case_number;
 
@@ -93,7 +100,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
+    _run(
         """
         DROP TABLE router.outbox; DROP TABLE router.case_history; DROP TABLE router.assignments;
         DROP TABLE router.reports; DROP TABLE router.cases; DROP SEQUENCE router.case_number;

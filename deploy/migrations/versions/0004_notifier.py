@@ -12,8 +12,15 @@ branch_labels = None
 depends_on = None
 
 
+def _run(sql: str) -> None:
+    # asyncpg runs one statement per call: split the script on statement ends.
+    for statement in sql.split(";"):
+        if statement.strip():
+            op.execute(statement)
+
+
 def upgrade() -> None:
-    op.execute(
+    _run(
         """
         CREATE TABLE notifier.notifications (
             notification_key text PRIMARY KEY,
@@ -57,4 +64,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE notifier.outbox; DROP TABLE notifier.attempts; DROP TABLE notifier.notifications;")
+    _run("DROP TABLE notifier.outbox; DROP TABLE notifier.attempts; DROP TABLE notifier.notifications;")

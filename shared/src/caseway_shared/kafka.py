@@ -53,6 +53,7 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
         # Commit after the handler returns; an error that escapes a handler rewinds to the batch's start.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         # FastStream logs every message at INFO; that is noise at thousands a second, so it goes to DEBUG.
+        logger=logging.getLogger("caseway.faststream"),
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
         allow_auto_create_topics=False,

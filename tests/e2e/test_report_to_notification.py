@@ -1,0 +1,188 @@
+"""One report travels the whole way: three service processes, the real broker, the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiosmtpd.controller import Controller
+
+from caseway_intake.normalise import report_id_for
+
+pytestmark = pytest.mark.infra
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _MailSink:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+@asynccontextmanager
+async def _services(infra, smtp_port: int):
+    """Start intake, router and notifier as separate processes, and wait until each is ready."""
+    processes = []
+    ports = {}
+    logs = {}
+    try:
+        for service in ("intake", "router", "notifier"):
+            port = _free_port()
+            ports[service] = port
+            env = {
+                **os.environ,
+                **infra.env(),
+                f"CASEWAY_{service.upper()}_HTTP_PORT": str(port),
+                "CASEWAY_NOTIFIER_SMTP_PORT": str(smtp_port),
+                "CASEWAY_NOTIFIER_IGNORE_HOURS": "true",
+                "CASEWAY_LOG_FORMAT": "json",
+            }
+            log_file = open(f"{os.environ.get('CASEWAY_TEST_LOGS', '/tmp')}/e2e-{service}.log", "wb")  # noqa: SIM115, ASYNC230
+            logs[service] = log_file
+            processes.append(
+                subprocess.Popen(  # noqa: ASYNC220 - started once, reaped at the end
+                    [sys.executable, "-m", f"caseway_{service}"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+                )
+            )
+        async with httpx.AsyncClient() as client:
+            for service, port in ports.items():
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        response = await client.get(f"http://127.0.0.1:{port}/readyz")
+                        if response.status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    assert time.monotonic() < deadline, f"{service} did not become ready"
+                    await asyncio.sleep(0.3)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log_file in logs.values():
+            log_file.close()
+
+
+async def _read_topic(infra, topic: str, *, want, timeout: float = 30.0):
+    """Records of `topic` from the start until `want(records)` holds."""
+    consumer = AIOKafkaConsumer(
+        f"{infra.topic_prefix}{topic}",
+        bootstrap_servers=infra.bootstrap_servers,
+        group_id=f"test-reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records = []
+    try:
+        deadline = time.monotonic() + timeout
+        while not want(records) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, db):
+    """A report published upstream is accepted, opened as a case with its departments, and the
+    assigned teams are emailed once; every hop carries the report's correlation id."""
+    sink = _MailSink()
+    smtp = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    smtp.start()
+    source_id = f"LD-{uuid.uuid4().hex[:8]}"
+    report_id = report_id_for("liverpool-direct", source_id)
+    report = {
+        "source_system": "liverpool-direct",
+        "source_id": source_id,
+        "channel": "phone",
+        "received_at": datetime.now(UTC).isoformat(),
+        "category_text": "someone has dumped a mattress and bin bags",
+        "location": {"lat": 53.4084, "lon": -2.9916, "address": "Bold Street"},
+        "description": "Mattress and bags dumped by the back entry.",
+        "reporter": {"name": "Canary Resident", "email": "canary@example.net"},
+    }
+    try:
+        async with _services(infra, smtp.port):
+            producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all")
+            await producer.start()
+            await producer.send_and_wait(
+                f"{infra.topic_prefix}contact-centre.reports.v1", json.dumps(report).encode(), key=source_id.encode()
+            )
+            await producer.stop()
+
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                sent = await db.fetchval(
+                    "SELECT count(*) FROM notifier.notifications n JOIN router.reports r USING (case_id)"
+                    " WHERE r.report_id = $1 AND n.status = 'sent'",
+                    report_id,
+                )
+                if sent >= 3:
+                    break
+                await asyncio.sleep(0.3)
+
+            case = await db.fetchrow(
+                "SELECT c.* FROM router.cases c JOIN router.reports r USING (case_id) WHERE r.report_id = $1", report_id
+            )
+            assert case is not None, "no case was opened"
+            assert case["category"] == "fly-tipping"
+            assert case["neighbourhood"] is not None
+            departments = {
+                row["department"]
+                for row in await db.fetch("SELECT department FROM router.assignments WHERE case_id = $1", case["case_id"])
+            }
+            assert departments == {"streetscene", "env-crime", "city-watch"}
+
+            notifications = await db.fetch(
+                "SELECT team, status, kind FROM notifier.notifications WHERE case_id = $1", case["case_id"]
+            )
+            teams = {row["team"] for row in notifications if row["kind"] == "new-case"}
+            assert len(teams) == 3, teams
+            assert all(row["status"] == "sent" for row in notifications)
+            assert len(sink.messages) == len(notifications)
+            assert all(case["reference"].encode() in message for message in sink.messages)
+
+            received = await _read_topic(infra, "reports.received.v1", want=lambda rs: len(rs) >= 1)
+            opened = await _read_topic(
+                infra, "cases.v1", want=lambda rs: any(dict(r.headers)["event-type"] == b"CaseOpened" for r in rs)
+            )
+            sent_events = await _read_topic(
+                infra, "notifications.v1", want=lambda rs: len(rs) >= len(notifications)
+            )
+            for records in (received, opened, sent_events):
+                assert records, "a topic in the flow is empty"
+                assert {dict(r.headers)["correlation-id"].decode() for r in records} == {str(report_id)}
+            assert {json.loads(r.value)["event_type"] for r in sent_events} == {"NotificationSent"}
+            assert all(r.key == str(case["case_id"]).encode() for r in opened)
+            # The resident's contact details stay in intake: not on any topic downstream.
+            for record in (*received, *opened, *sent_events):
+                assert b"canary" not in record.value.lower()
+    finally:
+        smtp.stop()

@@ -1,0 +1,158 @@
+"""Where the local stack keeps its state and which addresses it uses.
+
+Everything the stack creates lives under one state directory (``deploy/.state`` by default, git-ignored):
+
+    kafka-lib/   the broker's jars, fetched by Maven, with a stamp of the pom.xml they came from
+    kafka/       server.properties, log4j2.properties, cluster-id, kafka.pid and data/ (the log dirs)
+    postgres/    data/ (the cluster), superuser.password
+    logs/        kafka.log, kafka.out, postgres.log, maven.log, kafka-format.log
+    stack.lock   held while the stack is being brought up or down
+
+``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` name existing servers instead: the stack then starts
+nothing of that kind and only waits for it, creates topics and migrates.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from caseway_ops.errors import StackError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_KAFKA_PORT = 9092
+DEFAULT_CONTROLLER_PORT = 9093
+DEFAULT_POSTGRES_PORT = 5432
+DB_USER = "caseway"
+DB_PASSWORD = "caseway"  # noqa: S105 - the local stack's well-known development password, loopback only
+DB_NAME = "caseway"
+
+
+def _deploy_dir(environ: Mapping[str, str]) -> Path:
+    if explicit := environ.get("CASEWAY_DEPLOY_DIR"):
+        return Path(explicit).resolve()
+    # deploy/src/caseway_ops/stack_config.py: the package is installed editable from the workspace.
+    found = Path(__file__).resolve().parents[2]
+    if not (found / "kafka" / "pom.xml").is_file():
+        raise StackError(
+            f"cannot find the deploy/ folder (looked in {found}); run from the repository's workspace "
+            "(uv sync) or set CASEWAY_DEPLOY_DIR"
+        )
+    return found
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < value < 65536:  # noqa: PLR2004 - the range of TCP ports
+        raise StackError(f"{name}={raw!r} is not a port number")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """The local stack's paths and addresses; ``from_env()`` builds the usual one."""
+
+    deploy_dir: Path
+    state_dir: Path
+    host: str = DEFAULT_HOST
+    kafka_port: int = DEFAULT_KAFKA_PORT
+    controller_port: int = DEFAULT_CONTROLLER_PORT
+    postgres_port: int = DEFAULT_POSTGRES_PORT
+    external_bootstrap_servers: str | None = None
+    external_database_url: str | None = None
+    postgres_bin_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
+        """Read ``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL`` and the ``CASEWAY_*`` overrides.
+
+        ``CASEWAY_STATE_DIR`` (default ``deploy/.state``), ``CASEWAY_KAFKA_PORT`` (9092),
+        ``CASEWAY_KAFKA_CONTROLLER_PORT`` (9093), ``CASEWAY_POSTGRES_PORT`` (5432), ``CASEWAY_PG_BIN``
+        (the PostgreSQL bin directory; found under /usr/lib/postgresql otherwise).
+        """
+        env = os.environ if environ is None else environ
+        deploy_dir = _deploy_dir(env)
+        state = env.get("CASEWAY_STATE_DIR")
+        return cls(
+            deploy_dir=deploy_dir,
+            state_dir=Path(state).resolve() if state else deploy_dir / ".state",
+            kafka_port=_port(env, "CASEWAY_KAFKA_PORT", DEFAULT_KAFKA_PORT),
+            controller_port=_port(env, "CASEWAY_KAFKA_CONTROLLER_PORT", DEFAULT_CONTROLLER_PORT),
+            postgres_port=_port(env, "CASEWAY_POSTGRES_PORT", DEFAULT_POSTGRES_PORT),
+            external_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            external_database_url=env.get("DATABASE_URL") or None,
+            postgres_bin_dir=Path(env["CASEWAY_PG_BIN"]) if env.get("CASEWAY_PG_BIN") else None,
+        )
+
+    # Addresses -------------------------------------------------------------------------------------
+
+    @property
+    def manages_kafka(self) -> bool:
+        return self.external_bootstrap_servers is None
+
+    @property
+    def manages_postgres(self) -> bool:
+        return self.external_database_url is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.external_bootstrap_servers or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        if self.external_database_url:
+            return self.external_database_url
+        return f"postgresql://{DB_USER}:{DB_PASSWORD}@{self.host}:{self.postgres_port}/{DB_NAME}"
+
+    # Paths -----------------------------------------------------------------------------------------
+
+    @property
+    def pom(self) -> Path:
+        return self.deploy_dir / "kafka" / "pom.xml"
+
+    @property
+    def migrations_dir(self) -> Path:
+        return self.deploy_dir / "migrations"
+
+    @property
+    def kafka_lib_dir(self) -> Path:
+        return self.state_dir / "kafka-lib"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.state_dir / "kafka"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return self.kafka_dir / "data"
+
+    @property
+    def kafka_pid_file(self) -> Path:
+        return self.kafka_dir / "kafka.pid"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.state_dir / "postgres"
+
+    @property
+    def postgres_data_dir(self) -> Path:
+        return self.postgres_dir / "data"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "stack.lock"

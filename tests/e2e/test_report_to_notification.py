@@ -60,7 +60,10 @@ async def _services(infra, smtp_port: int):
             logs[service] = log_file
             processes.append(
                 subprocess.Popen(  # noqa: ASYNC220 - started once, reaped at the end
-                    [sys.executable, "-m", f"caseway_{service}"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+                    [sys.executable, "-m", f"caseway_{service}"],
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
                 )
             )
         async with httpx.AsyncClient() as client:
@@ -133,7 +136,9 @@ async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, 
             producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all")
             await producer.start()
             await producer.send_and_wait(
-                f"{infra.topic_prefix}contact-centre.reports.v1", json.dumps(report).encode(), key=source_id.encode()
+                f"{infra.topic_prefix}contact-centre.reports.v1",
+                json.dumps(report).encode(),
+                key=source_id.encode(),
             )
             await producer.stop()
 
@@ -149,14 +154,17 @@ async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, 
                 await asyncio.sleep(0.3)
 
             case = await db.fetchrow(
-                "SELECT c.* FROM router.cases c JOIN router.reports r USING (case_id) WHERE r.report_id = $1", report_id
+                "SELECT c.* FROM router.cases c JOIN router.reports r USING (case_id) WHERE r.report_id = $1",
+                report_id,
             )
             assert case is not None, "no case was opened"
             assert case["category"] == "fly-tipping"
             assert case["neighbourhood"] is not None
             departments = {
                 row["department"]
-                for row in await db.fetch("SELECT department FROM router.assignments WHERE case_id = $1", case["case_id"])
+                for row in await db.fetch(
+                    "SELECT department FROM router.assignments WHERE case_id = $1", case["case_id"]
+                )
             }
             assert departments == {"streetscene", "env-crime", "city-watch"}
 
@@ -171,7 +179,9 @@ async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, 
 
             received = await _read_topic(infra, "reports.received.v1", want=lambda rs: len(rs) >= 1)
             opened = await _read_topic(
-                infra, "cases.v1", want=lambda rs: any(dict(r.headers)["event-type"] == b"CaseOpened" for r in rs)
+                infra,
+                "cases.v1",
+                want=lambda rs: any(dict(r.headers)["event-type"] == b"CaseOpened" for r in rs),
             )
             sent_events = await _read_topic(
                 infra, "notifications.v1", want=lambda rs: len(rs) >= len(notifications)

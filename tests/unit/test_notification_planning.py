@@ -16,9 +16,19 @@ MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 def _opened(departments=("streetscene", "env-crime"), priority="normal"):
     return CaseOpened(
-        occurred_at=MONDAY_NOON, case_id=uuid4(), reference="LV-2026-000001", report_id=uuid4(), category="x",
-        priority=priority, neighbourhood=HOOD, ward_code="E05015288", lead_department=departments[0],
-        departments=departments, due_at=None, point=None, summary="Fly-tipping - City Centre North",
+        occurred_at=MONDAY_NOON,
+        case_id=uuid4(),
+        reference="LV-2026-000001",
+        report_id=uuid4(),
+        category="x",
+        priority=priority,
+        neighbourhood=HOOD,
+        ward_code="E05015288",
+        lead_department=departments[0],
+        departments=departments,
+        due_at=None,
+        point=None,
+        summary="Fly-tipping - City Centre North",
     )
 
 
@@ -34,8 +44,12 @@ def test_planning_twice_gives_the_same_keys_and_assignments_reuse_them():
     first = {p.key for p in plan_notifications(event, DIRECTORY, now=MONDAY_NOON)}
     again = {p.key for p in plan_notifications(event, DIRECTORY, now=MONDAY_NOON)}
     assigned = CaseAssigned(
-        occurred_at=MONDAY_NOON, case_id=event.case_id, reference=event.reference, department="env-crime",
-        role="contributor", neighbourhood=HOOD,
+        occurred_at=MONDAY_NOON,
+        case_id=event.case_id,
+        reference=event.reference,
+        department="env-crime",
+        role="contributor",
+        neighbourhood=HOOD,
     )
     assert first == again
     assert {p.key for p in plan_notifications(assigned, DIRECTORY, now=MONDAY_NOON)} <= first
@@ -43,7 +57,12 @@ def test_planning_twice_gives_the_same_keys_and_assignments_reuse_them():
 
 def test_a_linked_report_sends_no_new_alert():
     linked = ReportLinked(
-        occurred_at=MONDAY_NOON, case_id=uuid4(), reference="LV-1", report_id=uuid4(), reports_count=2, score=0.97
+        occurred_at=MONDAY_NOON,
+        case_id=uuid4(),
+        reference="LV-1",
+        report_id=uuid4(),
+        reports_count=2,
+        score=0.97,
     )
     assert plan_notifications(linked, DIRECTORY, now=MONDAY_NOON) == []
 

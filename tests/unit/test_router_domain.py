@@ -17,7 +17,9 @@ PLACES = PlaceFinder(COUNCIL)
 LONDON = ZoneInfo("Europe/London")
 
 
-def _report(category="litter", *, land_type=None, description="Litter everywhere", point=(53.4084, -2.9916), **place):
+def _report(
+    category="litter", *, land_type=None, description="Litter everywhere", point=(53.4084, -2.9916), **place
+):
     return ReportReceived(
         occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
         report_id=uuid4(),
@@ -26,7 +28,9 @@ def _report(category="litter", *, land_type=None, description="Litter everywhere
         channel=Channel.APP,
         received_at=datetime(2026, 11, 23, 10, tzinfo=UTC),
         category=category,
-        place=Place(point=GeoPoint(lat=point[0], lon=point[1]) if point else None, land_type=land_type, **place),
+        place=Place(
+            point=GeoPoint(lat=point[0], lon=point[1]) if point else None, land_type=land_type, **place
+        ),
         description=description,
     )
 
@@ -68,7 +72,10 @@ def test_points_near_a_neighbourhood_boundary_are_flagged():
 
 def test_litter_on_housing_land_also_involves_housing():
     placement = Placement("E05015288", "City Centre North", "N01")
-    assert decide_route(_report(land_type="housing"), placement, COUNCIL).departments == ("streetscene", "housing")
+    assert decide_route(_report(land_type="housing"), placement, COUNCIL).departments == (
+        "streetscene",
+        "housing",
+    )
     assert decide_route(_report(), placement, COUNCIL).departments == ("streetscene",)
 
 
@@ -79,13 +86,17 @@ def test_fly_tipping_involves_three_departments_with_streetscene_leading():
 
 
 def test_a_dangerous_pothole_is_urgent_and_due_within_24_hours():
-    route = decide_route(_report("pothole", description="Deep and dangerous pothole"), Placement("x", "y", "N01"), COUNCIL)
+    route = decide_route(
+        _report("pothole", description="Deep and dangerous pothole"), Placement("x", "y", "N01"), COUNCIL
+    )
     assert route.priority == "urgent"
     assert route.due_at == datetime(2026, 11, 24, 10, tzinfo=UTC)
 
 
 def test_unplaced_reports_are_flagged_for_triage():
-    route = decide_route(_report(point=None, address="somewhere"), Placement(None, None, None, triage_reason="why"), COUNCIL)
+    route = decide_route(
+        _report(point=None, address="somewhere"), Placement(None, None, None, triage_reason="why"), COUNCIL
+    )
     assert ("needs-triage", "why") in route.flags
 
 
@@ -103,6 +114,8 @@ def test_unplaced_reports_are_flagged_for_triage():
     ],
 )
 def test_working_days_skip_weekends_and_bank_holidays(received, days, due):
-    result = due_at(received, Target(working_days=days), timezone="Europe/London", country="GB", subdivision="ENG")
+    result = due_at(
+        received, Target(working_days=days), timezone="Europe/London", country="GB", subdivision="ENG"
+    )
     assert result == due
     assert result.utcoffset() == due.utcoffset()

@@ -12,35 +12,65 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from rich.console import Console
 from rich.table import Table
 
 from caseway_intake.normalise import report_id_for
 from caseway_shared.settings import ServiceSettings
 from caseway_shared.topics import Topic
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 SOURCE = "demo-contact-centre"
 
 # Places in Liverpool, with what residents said about them.
 SAMPLES: tuple[dict[str, Any], ...] = (
-    {"category_text": "Someone has fly-tipped a mattress and bags", "lat": 53.4046, "lon": -2.9814,
-     "description": "Mattress and six black bags dumped in the back entry behind the shops."},
-    {"category": "pothole", "lat": 53.4306, "lon": -2.9608,
-     "description": "Deep pothole on the bend, a cyclist nearly came off. Dangerous."},
-    {"category_text": "litter everywhere on the estate", "lat": 53.4419, "lon": -2.9719, "land_type": "housing",
-     "description": "Litter blowing around the flats, bins overflowing."},
-    {"category_text": "rats in the alley", "lat": 53.3841, "lon": -2.9157,
-     "description": "Rats seen every night near the bins."},
-    {"category": "street-lighting", "lat": 53.4112, "lon": -2.8787,
-     "description": "Street light outside number 12 has been out for a week."},
-    {"category_text": "loud music every night, threatening when asked to stop (asb)", "lat": 53.3977,
-     "lon": -2.9310, "description": "Loud music until 3am, anti-social and threatening."},
-    {"category_text": "a phone call about graffiti", "address": "Lodge Lane, Liverpool",
-     "description": "Graffiti on the side of the community centre (no coordinates given)."},
+    {
+        "category_text": "Someone has fly-tipped a mattress and bags",
+        "lat": 53.4046,
+        "lon": -2.9814,
+        "description": "Mattress and six black bags dumped in the back entry behind the shops.",
+    },
+    {
+        "category": "pothole",
+        "lat": 53.4306,
+        "lon": -2.9608,
+        "description": "Deep pothole on the bend, a cyclist nearly came off. Dangerous.",
+    },
+    {
+        "category_text": "litter everywhere on the estate",
+        "lat": 53.4419,
+        "lon": -2.9719,
+        "land_type": "housing",
+        "description": "Litter blowing around the flats, bins overflowing.",
+    },
+    {
+        "category_text": "rats in the alley",
+        "lat": 53.3841,
+        "lon": -2.9157,
+        "description": "Rats seen every night near the bins.",
+    },
+    {
+        "category": "street-lighting",
+        "lat": 53.4112,
+        "lon": -2.8787,
+        "description": "Street light outside number 12 has been out for a week.",
+    },
+    {
+        "category_text": "loud music every night, threatening when asked to stop (asb)",
+        "lat": 53.3977,
+        "lon": -2.9310,
+        "description": "Loud music until 3am, anti-social and threatening.",
+    },
+    {
+        "category_text": "a phone call about graffiti",
+        "address": "Lodge Lane, Liverpool",
+        "description": "Graffiti on the side of the community centre (no coordinates given).",
+    },
 )
 
 
@@ -60,7 +90,12 @@ def _events(run: str) -> list[tuple[str, bytes]]:
         body.update({k: sample[k] for k in ("category", "category_text") if k in sample})
         events.append((body["source_id"], json.dumps(body).encode()))
     events.append(events[0])  # the same upstream event delivered twice: one report, one case
-    malformed = {"source_system": SOURCE, "source_id": f"{run}-bad", "channel": "fax", "location": {"lat": 95}}
+    malformed = {
+        "source_system": SOURCE,
+        "source_id": f"{run}-bad",
+        "channel": "fax",
+        "location": {"lat": 95},
+    }
     events.append((f"{run}-bad", json.dumps(malformed).encode()))
     return events
 
@@ -69,7 +104,9 @@ async def run_demo(console: Console, *, timeout: float = 60) -> None:
     settings = ServiceSettings()
     run = f"demo-{uuid.uuid4().hex[:6]}"
     events = _events(run)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         topic = f"{settings.topic_prefix}{Topic.CONTACT_CENTRE_REPORTS.value}"
@@ -77,7 +114,9 @@ async def run_demo(console: Console, *, timeout: float = 60) -> None:
             await producer.send_and_wait(topic, value, key=key.encode())
     finally:
         await producer.stop()
-    console.print(f"Published {len(events)} events to [bold]{topic}[/] ({len(SAMPLES)} reports, 1 repeat, 1 malformed)")
+    console.print(
+        f"Published {len(events)} events to [bold]{topic}[/] ({len(SAMPLES)} reports, 1 repeat, 1 malformed)"
+    )
 
     report_ids = [report_id_for(SOURCE, f"{run}-{n}") for n in range(1, len(SAMPLES) + 1)]
     connection = await asyncpg.connect(settings.database_url.get_secret_value())
@@ -88,7 +127,8 @@ async def run_demo(console: Console, *, timeout: float = 60) -> None:
                 pending = await connection.fetchval(
                     """
                     SELECT count(*) FILTER (WHERE r.report_id IS NULL)
-                         + (SELECT count(*) FROM notifier.notifications n JOIN router.reports rr USING (case_id)
+                         + (SELECT count(*) FROM notifier.notifications n
+                            JOIN router.reports rr USING (case_id)
                             WHERE rr.report_id = ANY($1::uuid[]) AND n.status = 'pending')
                     FROM unnest($1::uuid[]) AS ids(id) LEFT JOIN router.reports r ON r.report_id = ids.id
                     """,
@@ -106,7 +146,8 @@ async def run_demo(console: Console, *, timeout: float = 60) -> None:
 async def _show(console: Console, connection: asyncpg.Connection, report_ids: list[uuid.UUID]) -> None:
     cases = await connection.fetch(
         """
-        SELECT c.case_id, c.reference, c.category, c.priority, c.neighbourhood, c.due_at, c.flags, c.reports_count,
+        SELECT c.case_id, c.reference, c.category, c.priority, c.neighbourhood, c.due_at, c.flags,
+               c.reports_count,
                string_agg(a.department || CASE WHEN a.role = 'lead' THEN '*' ELSE '' END, ', '
                           ORDER BY a.role DESC, a.department) AS departments
         FROM router.cases c JOIN router.assignments a USING (case_id)
@@ -116,12 +157,26 @@ async def _show(console: Console, connection: asyncpg.Connection, report_ids: li
         report_ids,
     )
     table = Table(title=f"Cases ({len(cases)}) - * marks the lead department")
-    for column in ("reference", "category", "priority", "neighbourhood", "departments", "due", "flags", "reports"):
+    for column in (
+        "reference",
+        "category",
+        "priority",
+        "neighbourhood",
+        "departments",
+        "due",
+        "flags",
+        "reports",
+    ):
         table.add_column(column)
     for case in cases:
         table.add_row(
-            case["reference"], case["category"], case["priority"], case["neighbourhood"] or "-", case["departments"],
-            case["due_at"].strftime("%a %d %b %H:%M") if case["due_at"] else "-", ", ".join(case["flags"]) or "-",
+            case["reference"],
+            case["category"],
+            case["priority"],
+            case["neighbourhood"] or "-",
+            case["departments"],
+            case["due_at"].strftime("%a %d %b %H:%M") if case["due_at"] else "-",
+            ", ".join(case["flags"]) or "-",
             str(case["reports_count"]),
         )
     console.print(table)
@@ -137,7 +192,15 @@ async def _show(console: Console, connection: asyncpg.Connection, report_ids: li
     for column in ("case", "team", "channel", "to", "kind", "status", "attempts"):
         table.add_column(column)
     for row in notifications:
-        table.add_row(row["reference"], row["team"], row["channel"], row["address"], row["kind"], row["status"], str(row["attempts"]))
+        table.add_row(
+            row["reference"],
+            row["team"],
+            row["channel"],
+            row["address"],
+            row["kind"],
+            row["status"],
+            str(row["attempts"]),
+        )
     console.print(table)
 
 
@@ -150,7 +213,7 @@ async def _show_rejections(console: Console, settings: ServiceSettings, run: str
         enable_auto_commit=False,
     )
     await consumer.start()
-    found = []
+    found: list[Any] = []
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not found:

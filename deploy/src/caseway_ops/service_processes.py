@@ -38,7 +38,15 @@ def managed_processes(config: StackConfig) -> tuple[ManagedProcess, ...]:
         ManagedProcess(
             "mail-sink",
             MAIL_SINK_PORT,
-            ("aiosmtpd", "-n", "-l", f"127.0.0.1:{MAIL_SINK_PORT}", "-c", "aiosmtpd.handlers.Mailbox", str(mail_dir)),
+            (
+                "aiosmtpd",
+                "-n",
+                "-l",
+                f"127.0.0.1:{MAIL_SINK_PORT}",
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                str(mail_dir),
+            ),
             None,
         ),
         ManagedProcess("intake", 8080, ("caseway_intake",), "/readyz"),
@@ -90,7 +98,9 @@ async def services_up(config: StackConfig, *, timeout: float = 90) -> list[Proce
         if _running(config, process.name) is not None:
             continue
         if port_is_open("127.0.0.1", process.port):
-            raise StackError(f"port {process.port} is taken by something else; {process.name} cannot start there")
+            raise StackError(
+                f"port {process.port} is taken by something else; {process.name} cannot start there"
+            )
         pid = spawn_detached(
             [sys.executable, "-m", *process.module_args], output=_log_file(config, process.name), env=env
         )
@@ -104,7 +114,8 @@ async def services_up(config: StackConfig, *, timeout: float = 90) -> list[Proce
                     + tail(_log_file(config, process.name))
                 )
             if time.monotonic() > deadline:
-                raise StackError(f"{process.name} was not ready after {timeout:.0f} s; see {_log_file(config, process.name)}")
+                log_file = _log_file(config, process.name)
+                raise StackError(f"{process.name} was not ready after {timeout:.0f} s; see {log_file}")
             await asyncio.sleep(0.3)
     return await services_status(config)
 

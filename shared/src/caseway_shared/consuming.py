@@ -116,7 +116,9 @@ class BatchConsumer:
         try:
             await self._until_infrastructure_answers(records)
         except Exception as error:  # one bad record spoils a batch; find it by handling them one by one
-            log.info("batch_failed_falling_back_to_single", size=len(records), error_type=type(error).__name__)
+            log.info(
+                "batch_failed_falling_back_to_single", size=len(records), error_type=type(error).__name__
+            )
             for record in records:
                 await self._one(record)
 

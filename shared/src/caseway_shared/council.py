@@ -83,13 +83,19 @@ class Council(BaseModel):
         problems: list[str] = []
         if TRIAGE not in self.categories:
             problems.append("a 'triage' category is required for reports that match no category")
-        for category in self.categories.values():
-            for department in (category.lead, *(rule.department for rule in category.also)):
-                if department not in self.departments:
-                    problems.append(f"category {category.code!r} names unknown department {department!r}")
+        problems.extend(
+            f"category {category.code!r} names unknown department {department!r}"
+            for category in self.categories.values()
+            for department in (category.lead, *(rule.department for rule in category.also))
+            if department not in self.departments
+        )
         ward_names = {feature["properties"]["WD23NM"] for feature in self.wards_geojson["features"]}
         grouped = [ward for wards in self.neighbourhoods.values() for ward in wards]
-        problems.extend(f"neighbourhood ward {ward!r} is not in the boundaries" for ward in grouped if ward not in ward_names)
+        problems.extend(
+            f"neighbourhood ward {ward!r} is not in the boundaries"
+            for ward in grouped
+            if ward not in ward_names
+        )
         problems.extend(f"ward {ward!r} is in no neighbourhood" for ward in sorted(ward_names - set(grouped)))
         if problems:
             raise ValueError("; ".join(problems))

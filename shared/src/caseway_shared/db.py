@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 
 if TYPE_CHECKING:
     from caseway_shared.settings import ServiceSettings
+
+# What repositories take: a plain connection, or one borrowed from a pool.
+DbConnection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:

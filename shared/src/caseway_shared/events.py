@@ -48,7 +48,9 @@ class Place(BaseModel):
     postcode: str | None = Field(default=None, max_length=10)
     uprn: str | None = Field(default=None, max_length=12, description="Unique Property Reference Number.")
     usrn: str | None = Field(default=None, max_length=8, description="Unique Street Reference Number.")
-    ward_code: str | None = Field(default=None, max_length=9, description="ONS ward code, if the caller knew.")
+    ward_code: str | None = Field(
+        default=None, max_length=9, description="ONS ward code, if the caller knew."
+    )
     land_type: str | None = Field(
         default=None,
         max_length=32,
@@ -90,7 +92,9 @@ class CaseOpened(_Event):
     neighbourhood: str | None
     ward_code: str | None
     lead_department: str
-    departments: tuple[str, ...] = Field(description="Every department that owns part of the case, lead first.")
+    departments: tuple[str, ...] = Field(
+        description="Every department that owns part of the case, lead first."
+    )
     due_at: datetime | None
     point: GeoPoint | None
     summary: str = Field(max_length=200, description="Short, plain text: never turned into links.")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +24,13 @@ from caseway_shared import headers as h
 from caseway_shared.consuming import is_infrastructure_error
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import asyncpg
     from faststream.kafka import KafkaBroker
     from pydantic import BaseModel
+
+    from caseway_shared.db import DbConnection
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +53,7 @@ class OutboxMessage:
         return cls(topic=topic, key=key, payload=event.model_dump_json().encode(), headers=headers.as_dict())
 
 
-async def enqueue(connection: asyncpg.Connection, schema: str, messages: Sequence[OutboxMessage]) -> None:
+async def enqueue(connection: DbConnection, schema: str, messages: Sequence[OutboxMessage]) -> None:
     """Add `messages` to `schema`'s outbox, inside the caller's transaction."""
     if not messages:
         return

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from faststream.kafka import KafkaMessage
+from faststream.kafka import KafkaMessage  # noqa: TC002 - FastStream reads the annotation at run time
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -30,6 +29,8 @@ from caseway_shared.outbox import OutboxRelay
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+
     import asyncpg
     from faststream.kafka.subscriber.usecase import BatchSubscriber
     from starlette.requests import Request
@@ -53,7 +54,9 @@ class ServiceRuntime:
         self.dead_letters = DeadLetters(
             broker=self.broker, topic=topic_name(settings, Topic.DEADLETTER), service=service
         )
-        self.retry = RetryPolicy(attempts=settings.retry_attempts, backoff_seconds=settings.retry_backoff_seconds)
+        self.retry = RetryPolicy(
+            attempts=settings.retry_attempts, backoff_seconds=settings.retry_backoff_seconds
+        )
         self._pool: asyncpg.Pool | None = None
         self._relay: OutboxRelay | None = None
         self._subscribers: list[BatchSubscriber] = []

@@ -39,11 +39,15 @@ class ServiceSettings(BaseSettings):
     )
     database_pool_min: int = Field(default=1, ge=1)
     database_pool_max: int = Field(default=10, ge=1)
-    log_format: Literal["json", "console"] = Field(default="json", validation_alias=_shared("CASEWAY_LOG_FORMAT"))
+    log_format: Literal["json", "console"] = Field(
+        default="json", validation_alias=_shared("CASEWAY_LOG_FORMAT")
+    )
     log_level: str = Field(default="info", validation_alias=_shared("CASEWAY_LOG_LEVEL"))
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     instance_id: str = Field(default="", description="This replica's name; defaults to service-pid.")
     consumer_max_records: int = Field(default=500, ge=1, description="Most records handled in one batch.")
-    retry_attempts: int = Field(default=3, ge=1, description="Tries for a message before it is dead-lettered.")
+    retry_attempts: int = Field(
+        default=3, ge=1, description="Tries for a message before it is dead-lettered."
+    )
     retry_backoff_seconds: float = Field(default=0.2, gt=0)

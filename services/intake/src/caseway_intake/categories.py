@@ -23,6 +23,10 @@ def map_category(council: Council, *, code: str | None, text: str | None) -> str
     for category in council.categories.values():
         for keyword in category.keywords:
             needle = " ".join(_WORDS.findall(keyword.lower()))
-            if needle and re.search(rf"\b{re.escape(needle)}", haystack) and (best is None or len(needle) > best[0]):
+            if (
+                needle
+                and re.search(rf"\b{re.escape(needle)}", haystack)
+                and (best is None or len(needle) > best[0])
+            ):
                 best = (len(needle), category.code)
     return best[1] if best else TRIAGE

@@ -35,7 +35,11 @@ class AcceptedReport:
 
 def normalise(report: ContactCentreReport, council: Council, *, now: datetime) -> AcceptedReport:
     location = report.location
-    point = GeoPoint(lat=location.lat, lon=location.lon) if location.lat is not None and location.lon is not None else None
+    point = (
+        GeoPoint(lat=location.lat, lon=location.lon)
+        if location.lat is not None and location.lon is not None
+        else None
+    )
     event = ReportReceived(
         occurred_at=now,
         report_id=report_id_for(report.source_system, report.source_id),

@@ -42,7 +42,9 @@ class Rejection:
             original: dict[str, str] = {"encoding": "utf-8", "data": self.original.decode("utf-8")}
         except UnicodeDecodeError:
             original = {"encoding": "base64", "data": base64.b64encode(self.original).decode()}
-        return json.dumps({"reasons": list(self.reasons), "source": self.source, "original": original}).encode()
+        return json.dumps(
+            {"reasons": list(self.reasons), "source": self.source, "original": original}
+        ).encode()
 
 
 class IntakeService:
@@ -113,7 +115,9 @@ class IntakeService:
             if isinstance(parsed, Invalid):
                 source = {**record.provenance(), "source_system": parsed.source_system}
                 rejected.append(
-                    Rejection(reasons=parsed.reasons, original=record.value, source=source, key=parsed.source_id)
+                    Rejection(
+                        reasons=parsed.reasons, original=record.value, source=source, key=parsed.source_id
+                    )
                 )
             else:
                 accepted.append(normalise(parsed, self._council, now=now))

@@ -8,12 +8,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from uuid import UUID
 
-    import asyncpg
-
     from caseway_intake.normalise import AcceptedReport
+    from caseway_shared.db import DbConnection
 
 
-async def insert_new_reports(connection: asyncpg.Connection, reports: Sequence[AcceptedReport]) -> set[UUID]:
+async def insert_new_reports(connection: DbConnection, reports: Sequence[AcceptedReport]) -> set[UUID]:
     """Insert `reports`, skipping any already accepted; returns the ids that are new.
 
     A report is the same when its (source system, source id) or its client key was seen before, so a
@@ -44,6 +43,10 @@ async def insert_new_reports(connection: asyncpg.Connection, reports: Sequence[A
     if contacts:
         await connection.executemany(
             "INSERT INTO intake.reporter_contacts (report_id, name, email, phone) VALUES ($1, $2, $3, $4)",
-            [(r.event.report_id, r.contact.name, r.contact.email, r.contact.phone) for r in contacts if r.contact],
+            [
+                (r.event.report_id, r.contact.name, r.contact.email, r.contact.phone)
+                for r in contacts
+                if r.contact
+            ],
         )
     return new

@@ -84,7 +84,9 @@ class Directory(BaseModel):
         local = tuple(
             team
             for team in self.teams
-            if team.department == department and neighbourhood is not None and neighbourhood in team.neighbourhoods
+            if team.department == department
+            and neighbourhood is not None
+            and neighbourhood in team.neighbourhoods
         )
         if local:
             return local

@@ -69,7 +69,9 @@ def plan_notifications(
             planned
             for department in event.departments
             for team in directory.teams_for(department, event.neighbourhood)
-            for planned in _alert_team(team, event, event.priority, directory, now=now, ignore_hours=ignore_hours)
+            for planned in _alert_team(
+                team, event, event.priority, directory, now=now, ignore_hours=ignore_hours
+            )
         ]
         if len(event.departments) > 1:
             planned.extend(_tell_manager(event, directory, now=now))
@@ -94,7 +96,11 @@ def _alert_team(
     ignore_hours: bool,
 ) -> list[PlannedNotification]:
     urgent = priority == "urgent"
-    when = now if urgent or ignore_hours else next_working_time(now, directory.working_hours_of(team), directory.timezone)
+    when = (
+        now
+        if urgent or ignore_hours
+        else next_working_time(now, directory.working_hours_of(team), directory.timezone)
+    )
     link = directory.staff_case_url.format(reference=event.reference)
     summary = event.summary if isinstance(event, CaseOpened) else f"assigned to {team.name}"
     subject = f"{'URGENT ' if urgent else ''}New case {event.reference}: {summary}"[:200]

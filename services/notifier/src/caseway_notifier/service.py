@@ -4,10 +4,10 @@ ones (sender loop), each exactly once per key."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 import structlog
 from pydantic import ValidationError
@@ -22,18 +22,26 @@ from caseway_notifier.channels import (
 from caseway_notifier.planning import plan_notifications
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
-from caseway_shared.events import CASE_EVENT, CaseOpened, NotificationFailed, NotificationSent, NotificationSuppressed
+from caseway_shared.events import (
+    CASE_EVENT,
+    CaseOpened,
+    NotificationFailed,
+    NotificationSent,
+    NotificationSuppressed,
+)
 from caseway_shared.outbox import OutboxMessage, enqueue
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from uuid import UUID
 
     import asyncpg
     from pydantic import BaseModel
 
     from caseway_notifier.directory import Directory
     from caseway_notifier.settings import NotifierSettings
+    from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record
     from caseway_shared.runtime import ServiceRuntime
 
@@ -65,8 +73,12 @@ class NotifierService:
             try:
                 event = CASE_EVENT.validate_json(record.value)
             except ValidationError as error:
-                raise MalformedMessage([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]) from error
-            plans = plan_notifications(event, self._directory, now=now, ignore_hours=self._settings.ignore_hours)
+                raise MalformedMessage(
+                    [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+                ) from error
+            plans = plan_notifications(
+                event, self._directory, now=now, ignore_hours=self._settings.ignore_hours
+            )
             correlation_id = record.headers.get(h.CORRELATION_ID, "")
             planned.extend(plans)
             correlation_ids.extend([correlation_id] * len(plans))
@@ -82,8 +94,13 @@ class NotifierService:
                 self._message(
                     plan.case_id,
                     NotificationSuppressed(
-                        occurred_at=now, notification_key=key, case_id=plan.case_id, team=plan.team,
-                        channel=plan.channel, kind=plan.kind, reason="already notified (redelivered event)",
+                        occurred_at=now,
+                        notification_key=key,
+                        case_id=plan.case_id,
+                        team=plan.team,
+                        channel=plan.channel,
+                        kind=plan.kind,
+                        reason="already notified (redelivered event)",
                     ),
                     correlation_id,
                 )
@@ -107,10 +124,8 @@ class NotifierService:
                 raise
             except Exception as error:
                 log.warning("sender_failed", error=f"{type(error).__name__}: {error}"[:300])
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.send_poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def deliver_due(self) -> int:
@@ -133,39 +148,66 @@ class NotifierService:
         try:
             if channel is None:
                 raise PermanentDeliveryError(f"no adapter configured for channel {row['channel']!r}")
-            message = Message(key=row["notification_key"], address=row["address"], subject=row["subject"], body=row["body"])
+            message = Message(
+                key=row["notification_key"], address=row["address"], subject=row["subject"], body=row["body"]
+            )
             async with asyncio.timeout(self._settings.send_timeout_seconds):
                 await channel.send(message)
         except (DeliveryError, TimeoutError) as error:
             permanent = isinstance(error, PermanentDeliveryError) or attempt >= MAX_ATTEMPTS
-            delay = min(300.0, 2.0 ** attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+            delay = min(300.0, 2.0**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
             log.warning(
                 "notification_failed" if permanent else "notification_retrying",
-                notification_key=row["notification_key"], attempt=attempt, error=str(error)[:300],
+                notification_key=row["notification_key"],
+                attempt=attempt,
+                error=str(error)[:300],
                 correlation_id=row["correlation_id"],
             )
             return {
-                "key": row["notification_key"], "status": "failed" if permanent else "pending", "sent_at": None,
-                "error": f"{type(error).__name__}: {error}"[:1000], "at": now, "outcome": "failed" if permanent else "retry",
-                "not_before": now + timedelta(seconds=delay), "attempt": attempt,
+                "key": row["notification_key"],
+                "status": "failed" if permanent else "pending",
+                "sent_at": None,
+                "error": f"{type(error).__name__}: {error}"[:1000],
+                "at": now,
+                "outcome": "failed" if permanent else "retry",
+                "not_before": now + timedelta(seconds=delay),
+                "attempt": attempt,
             }
         log.info(
-            "notification_sent", notification_key=row["notification_key"], reference=row["reference"],
-            team=row["team"], channel=row["channel"], correlation_id=row["correlation_id"],
+            "notification_sent",
+            notification_key=row["notification_key"],
+            reference=row["reference"],
+            team=row["team"],
+            channel=row["channel"],
+            correlation_id=row["correlation_id"],
         )
         return {
-            "key": row["notification_key"], "status": "sent", "sent_at": now, "error": None, "at": now,
-            "outcome": "sent", "not_before": now, "attempt": attempt,
+            "key": row["notification_key"],
+            "status": "sent",
+            "sent_at": now,
+            "error": None,
+            "at": now,
+            "outcome": "sent",
+            "not_before": now,
+            "attempt": attempt,
         }
 
     async def _publish_outcomes(
-        self, connection: asyncpg.Connection, rows: Sequence[asyncpg.Record], outcomes: Sequence[dict[str, Any]]
+        self,
+        connection: DbConnection,
+        rows: Sequence[asyncpg.Record],
+        outcomes: Sequence[dict[str, Any]],
     ) -> None:
         messages = []
         for row, outcome in zip(rows, outcomes, strict=True):
             common = {
-                "occurred_at": outcome["at"], "notification_key": row["notification_key"], "case_id": row["case_id"],
-                "team": row["team"], "channel": row["channel"], "kind": row["kind"], "attempts": outcome["attempt"],
+                "occurred_at": outcome["at"],
+                "notification_key": row["notification_key"],
+                "case_id": row["case_id"],
+                "team": row["team"],
+                "channel": row["channel"],
+                "kind": row["kind"],
+                "attempts": outcome["attempt"],
             }
             event: BaseModel
             if outcome["status"] == "sent":
@@ -179,6 +221,9 @@ class NotifierService:
 
     def _message(self, case_id: UUID, event: BaseModel, correlation_id: str) -> OutboxMessage:
         return OutboxMessage.for_event(
-            topic=self._runtime.topic(Topic.NOTIFICATIONS), key=str(case_id), event=event,
-            correlation_id=correlation_id, producer=SERVICE,
+            topic=self._runtime.topic(Topic.NOTIFICATIONS),
+            key=str(case_id),
+            event=event,
+            correlation_id=correlation_id,
+            producer=SERVICE,
         )

@@ -12,21 +12,23 @@ if TYPE_CHECKING:
     import asyncpg
 
     from caseway_notifier.planning import PlannedNotification
+    from caseway_shared.db import DbConnection
 
 
 async def record_planned(
-    connection: asyncpg.Connection, planned: Sequence[PlannedNotification], *, correlation_ids: Sequence[str]
+    connection: DbConnection, planned: Sequence[PlannedNotification], *, correlation_ids: Sequence[str]
 ) -> set[str]:
     """Record notifications as pending; returns the keys that are new (the others exist already)."""
     if not planned:
         return set()
     rows = await connection.fetch(
         """
-        INSERT INTO notifier.notifications (notification_key, case_id, reference, team, channel, address, kind,
-            status, subject, body, not_before, correlation_id)
+        INSERT INTO notifier.notifications (notification_key, case_id, reference, team, channel, address,
+            kind, status, subject, body, not_before, correlation_id)
         SELECT k, c, r, t, ch, a, kd, 'pending', s, b, nb, cid
         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                    $8::text[], $9::text[], $10::timestamptz[], $11::text[]) AS u(k, c, r, t, ch, a, kd, s, b, nb, cid)
+                    $8::text[], $9::text[], $10::timestamptz[], $11::text[])
+             AS u(k, c, r, t, ch, a, kd, s, b, nb, cid)
         ON CONFLICT (notification_key) DO NOTHING
         RETURNING notification_key
         """,
@@ -45,7 +47,7 @@ async def record_planned(
     return {row["notification_key"] for row in rows}
 
 
-async def claim_due(connection: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
+async def claim_due(connection: DbConnection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
     """Pending notifications that are due, locked for this sender (others skip them)."""
     return await connection.fetch(
         """
@@ -62,7 +64,7 @@ async def claim_due(connection: asyncpg.Connection, *, now: datetime, limit: int
     )
 
 
-async def record_outcomes(connection: asyncpg.Connection, outcomes: Sequence[dict[str, Any]]) -> None:
+async def record_outcomes(connection: DbConnection, outcomes: Sequence[dict[str, Any]]) -> None:
     """Store each attempt and the notification's new state."""
     await connection.executemany(
         """

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import holidays
 
-from caseway_shared.council import Target
+if TYPE_CHECKING:
+    from caseway_shared.council import Target
 
 
 @lru_cache(maxsize=8)
@@ -42,5 +44,9 @@ def due_at(
         day += timedelta(days=1)
         if is_working_day(day, country=country, subdivision=subdivision):
             remaining -= 1
-    clock = local.timetz().replace(tzinfo=None) if arrived_on_working_day else datetime.max.time().replace(microsecond=0)
+    clock = (
+        local.timetz().replace(tzinfo=None)
+        if arrived_on_working_day
+        else datetime.max.time().replace(microsecond=0)
+    )
     return datetime.combine(day, clock, tzinfo=zone)

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import shapely
 from shapely import STRtree
 from shapely.geometry import Point, shape
-from shapely.ops import transform
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -36,7 +36,7 @@ class _LocalFrame:
         return Point(lon * self._kx, lat * self._ky)
 
     def geometry(self, geometry: BaseGeometry) -> BaseGeometry:
-        return transform(lambda x, y, z=None: (x * self._kx, y * self._ky), geometry)
+        return shapely.transform(geometry, lambda coords: coords * (self._kx, self._ky))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,9 @@ class PlaceFinder:
         hood_of = council.neighbourhood_of_ward
         features = council.wards_geojson["features"]
         lats = [float(f["properties"]["centroid_lat"]) for f in features if "centroid_lat" in f["properties"]]
-        self._frame = _LocalFrame(sum(lats) / len(lats) if lats else shape(features[0]["geometry"]).centroid.y)
+        self._frame = _LocalFrame(
+            sum(lats) / len(lats) if lats else shape(features[0]["geometry"]).centroid.y
+        )
         self._wards = [
             _Ward(
                 code=feature["properties"]["WD23CD"],
@@ -94,12 +96,17 @@ class PlaceFinder:
         if place.address or place.postcode or place.uprn or place.usrn:
             # No address gazetteer is configured yet, and postcode districts overlap wards many-to-many:
             # a person in the triage queue places it rather than a guess.
-            return Placement(None, None, None, triage_reason="no coordinates: staff place it from the address")
+            return Placement(
+                None, None, None, triage_reason="no coordinates: staff place it from the address"
+            )
         return Placement(None, None, None, triage_reason="no location given")
 
     def locate_point(self, lat: float, lon: float) -> Placement:
         point = self._frame.point(lat, lon)
-        nearby = [self._wards[int(i)] for i in self._tree.query(point, predicate="dwithin", distance=self._boundary_m)]
+        nearby = [
+            self._wards[int(i)]
+            for i in self._tree.query(point, predicate="dwithin", distance=self._boundary_m)
+        ]
         containing = [ward for ward in nearby if ward.geometry.covers(point)]
         if not containing:
             return Placement(None, None, None, triage_reason="the point is outside the council's wards")

@@ -21,11 +21,11 @@ from caseway_shared.topics import Topic
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import asyncpg
     from pydantic import BaseModel
 
-    from caseway_router.places import Placement, PlaceFinder
+    from caseway_router.places import PlaceFinder, Placement
     from caseway_shared.council import Council
+    from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record
     from caseway_shared.runtime import ServiceRuntime
 
@@ -38,7 +38,9 @@ def parse_report(record: Record) -> ReportReceived:
     try:
         return ReportReceived.model_validate_json(record.value)
     except ValidationError as error:
-        raise MalformedMessage([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]) from error
+        raise MalformedMessage(
+            [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        ) from error
 
 
 class RouterService:
@@ -62,7 +64,7 @@ class RouterService:
         if queued:
             self._runtime.relay.wake()
 
-    async def _open_case(self, connection: asyncpg.Connection, report: ReportReceived, correlation_id: str) -> int:
+    async def _open_case(self, connection: DbConnection, report: ReportReceived, correlation_id: str) -> int:
         now = datetime.now(UTC)
         placement = self._places.locate(report.place)
         route = decide_route(report, placement, self._council)
@@ -74,24 +76,28 @@ class RouterService:
         summary = _summary(self._council.categories[route.category].name, placement, report)
         await store.insert_case(
             connection,
-            case_id=case_id,
-            reference=reference,
-            category=route.category,
-            family=route.family,
-            priority=route.priority,
-            neighbourhood=placement.neighbourhood,
-            ward_code=placement.ward_code,
-            lat=point.lat if point else None,
-            lon=point.lon if point else None,
-            address=report.place.address,
-            summary=summary,
-            description=report.description,
-            lead_department=route.lead_department,
-            opened_at=now,
-            due_at=route.due_at,
-            flags=[flag for flag, _ in route.flags],
+            store.NewCase(
+                case_id=case_id,
+                reference=reference,
+                category=route.category,
+                family=route.family,
+                priority=route.priority,
+                neighbourhood=placement.neighbourhood,
+                ward_code=placement.ward_code,
+                lat=point.lat if point else None,
+                lon=point.lon if point else None,
+                address=report.place.address,
+                summary=summary,
+                description=report.description,
+                lead_department=route.lead_department,
+                opened_at=now,
+                due_at=route.due_at,
+                flags=tuple(flag for flag, _ in route.flags),
+            ),
         )
-        await store.insert_report(connection, report, case_id=case_id, link_score=None, correlation_id=correlation_id)
+        await store.insert_report(
+            connection, report, case_id=case_id, link_score=None, correlation_id=correlation_id
+        )
         await store.insert_assignments(
             connection, case_id=case_id, lead=route.lead_department, departments=route.departments, at=now
         )
@@ -107,10 +113,17 @@ class RouterService:
             ],
         )
         events = _case_opened_events(
-            case_id=case_id, reference=reference, report=report, route=route, placement=placement, now=now,
+            case_id=case_id,
+            reference=reference,
+            report=report,
+            route=route,
+            placement=placement,
+            now=now,
             summary=summary,
         )
-        await enqueue(connection, "router", [self._message(case_id, event, correlation_id) for event in events])
+        await enqueue(
+            connection, "router", [self._message(case_id, event, correlation_id) for event in events]
+        )
         log.info(
             "case_opened",
             case_id=str(case_id),

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
 
     from caseway_shared.kafka import Record
+    from caseway_shared.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -75,10 +76,13 @@ class RetryPolicy:
 class DeadLetters:
     """Publishes records that could not be processed to ops.deadletter.v1, with their provenance."""
 
-    def __init__(self, *, broker: KafkaBroker, topic: str, service: str) -> None:
+    def __init__(
+        self, *, broker: KafkaBroker, topic: str, service: str, metrics: ServiceMetrics | None = None
+    ) -> None:
         self._broker = broker
         self._topic = topic
         self._service = service
+        self._metrics = metrics
 
     async def publish(self, record: Record, *, error: BaseException, attempts: int) -> None:
         record_headers = dict(record.headers)
@@ -94,6 +98,8 @@ class DeadLetters:
         )
         record_headers.setdefault(h.CORRELATION_ID, record.headers.get(h.CORRELATION_ID, ""))
         await self._broker.publish(record.value, self._topic, key=record.key, headers=record_headers)
+        if self._metrics is not None:
+            self._metrics.dead_lettered(record)
         log.warning(
             "message_dead_lettered",
             **record.provenance(),
@@ -105,10 +111,18 @@ class DeadLetters:
 class BatchConsumer:
     """Runs a batch handler with the retry and dead-letter rules above."""
 
-    def __init__(self, *, handle: BatchHandler, dead_letters: DeadLetters, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        handle: BatchHandler,
+        dead_letters: DeadLetters,
+        retry: RetryPolicy,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self._handle = handle
         self._dead_letters = dead_letters
         self._retry = retry
+        self._metrics = metrics
 
     async def __call__(self, records: Sequence[Record]) -> None:
         if not records:
@@ -121,6 +135,12 @@ class BatchConsumer:
             )
             for record in records:
                 await self._one(record)
+        else:
+            self._count_processed(records)
+
+    def _count_processed(self, records: Sequence[Record]) -> None:
+        if self._metrics is not None:
+            self._metrics.processed(records)
 
     async def _until_infrastructure_answers(self, records: Sequence[Record]) -> None:
         wait = 0
@@ -153,8 +173,11 @@ class BatchConsumer:
                         await self._dead_letters.publish(record, error=error, attempts=attempt)
                         return
                     log.info("message_retrying", attempt=attempt, error_type=type(error).__name__)
+                    if self._metrics is not None:
+                        self._metrics.retried(record)
                     await asyncio.sleep(self._retry.delay(attempt))
                 else:
+                    self._count_processed([record])
                     return
         finally:
             structlog.contextvars.unbind_contextvars("correlation_id", "topic", "partition", "offset")

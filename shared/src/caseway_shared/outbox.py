@@ -24,7 +24,7 @@ from caseway_shared import headers as h
 from caseway_shared.consuming import is_infrastructure_error
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import asyncpg
     from faststream.kafka import KafkaBroker
@@ -80,6 +80,7 @@ class OutboxRelay:
         schema: str,
         batch_size: int = 1000,
         poll_seconds: float = 1.0,
+        on_published: Callable[[int], object] | None = None,
     ) -> None:
         self._pool = pool
         self._broker = broker
@@ -89,6 +90,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._lock_id = zlib.crc32(f"caseway-outbox-{schema}".encode())
         self.published = 0
+        self._on_published = on_published
 
     def wake(self) -> None:
         """Ask the relay to publish now: a handler just committed outbox rows."""
@@ -126,6 +128,8 @@ class OutboxRelay:
                 f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
             )
         self.published += len(rows)
+        if self._on_published is not None:
+            self._on_published(len(rows))
         return len(rows)
 
     async def _publish(self, rows: Sequence[Any]) -> None:

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import socket
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from aiokafka import TopicPartition
 from faststream.kafka import KafkaMessage  # noqa: TC002 - FastStream reads the annotation at run time
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, generate_latest
@@ -21,10 +26,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from caseway_shared import headers as h
 from caseway_shared.consuming import BatchConsumer, BatchHandler, DeadLetters, RetryPolicy
 from caseway_shared.db import create_pool
 from caseway_shared.kafka import Record, consumer_group, make_broker, topic_name
 from caseway_shared.logging import configure_logging
+from caseway_shared.metrics import ServiceMetrics
 from caseway_shared.outbox import OutboxRelay
 from caseway_shared.topics import Topic
 
@@ -49,10 +56,14 @@ class ServiceRuntime:
         self.schema = schema
         self.instance_id = settings.instance_id or f"{service}-{os.getpid()}"
         self.metrics = CollectorRegistry()
+        self.figures = ServiceMetrics(self.metrics, service=service)
         self.broker = make_broker(settings, service=service)
         self.broker.add_middleware(KafkaPrometheusMiddleware(registry=self.metrics, app_name=service))
         self.dead_letters = DeadLetters(
-            broker=self.broker, topic=topic_name(settings, Topic.DEADLETTER), service=service
+            broker=self.broker,
+            topic=topic_name(settings, Topic.DEADLETTER),
+            service=service,
+            metrics=self.figures,
         )
         self.retry = RetryPolicy(
             attempts=settings.retry_attempts, backoff_seconds=settings.retry_backoff_seconds
@@ -62,6 +73,7 @@ class ServiceRuntime:
         self._subscribers: list[BatchSubscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._background: list[Callable[[], Any]] = []
+        self._started_at = datetime.now(UTC)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -80,7 +92,9 @@ class ServiceRuntime:
 
     def subscribe(self, topic: Topic, handle: BatchHandler, *, title: str, description: str) -> None:
         """Consume `topic` in batches with the shared retry and dead-letter rules (see `consuming`)."""
-        consumer = BatchConsumer(handle=handle, dead_letters=self.dead_letters, retry=self.retry)
+        consumer = BatchConsumer(
+            handle=handle, dead_letters=self.dead_letters, retry=self.retry, metrics=self.figures
+        )
         subscriber = self.broker.subscriber(
             self.topic(topic),
             batch=True,
@@ -95,10 +109,26 @@ class ServiceRuntime:
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
-            await consumer([Record.from_consumer_record(record) for record in records])
+            with self.figures.batch_seconds.labels(self.service, self.topic(topic)).time():
+                await consumer([Record.from_consumer_record(record) for record in records])
+            self._record_lag(subscriber, records)
 
         subscriber(consume)
         self._subscribers.append(subscriber)
+
+    def _record_lag(self, subscriber: BatchSubscriber, records: Sequence[Any]) -> None:
+        kafka_consumer = getattr(subscriber, "consumer", None)
+        if kafka_consumer is None:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            last[(record.topic, record.partition)] = max(
+                last.get((record.topic, record.partition), -1), record.offset
+            )
+        for (topic, partition), offset in last.items():
+            highwater = kafka_consumer.highwater(TopicPartition(topic, partition))
+            if highwater is not None:
+                self.figures.lag(topic, partition, highwater - offset - 1)
 
     def run_in_background(self, job: Callable[[], Any]) -> None:
         """Run `job()` (a coroutine function) for the life of the service, e.g. a scheduler."""
@@ -111,11 +141,17 @@ class ServiceRuntime:
         )
         structlog.contextvars.bind_contextvars(instance=self.instance_id)
         self._pool = await create_pool(self.settings, application_name=f"caseway-{self.service}")
-        self._relay = OutboxRelay(pool=self._pool, broker=self.broker, schema=self.schema)
+        self._relay = OutboxRelay(
+            pool=self._pool,
+            broker=self.broker,
+            schema=self.schema,
+            on_published=self.figures.outbox_published.labels(self.service).inc,
+        )
         try:
             await self.broker.start()
             self._tasks.append(asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox"))
             self._tasks.extend(asyncio.create_task(job()) for job in self._background)
+            self._tasks.append(asyncio.create_task(self._heartbeats(), name=f"{self.service}-heartbeat"))
             log.info("service_started", kafka=self.settings.kafka_bootstrap_servers)
             yield
         finally:
@@ -134,6 +170,45 @@ class ServiceRuntime:
                         pass
             await self.broker.stop()
             await self._pool.close()
+
+    def heartbeat(self) -> dict[str, Any]:
+        """This instance's identity and progress, as published to ops.heartbeat.v1."""
+        assigned = sorted(
+            (tp.topic, tp.partition)
+            for subscriber in self._subscribers
+            if (kafka_consumer := getattr(subscriber, "consumer", None)) is not None
+            for tp in kafka_consumer.assignment()
+        )
+        return {
+            "service": self.service,
+            "instance": self.instance_id,
+            "version": _version(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self._started_at.isoformat(),
+            "at": datetime.now(UTC).isoformat(),
+            "assigned": [{"topic": topic, "partition": partition} for topic, partition in assigned],
+            "progress": dict(self.figures.totals),
+            "outbox_published": self._relay.published if self._relay else 0,
+        }
+
+    async def _heartbeats(self) -> None:
+        topic = self.topic(Topic.HEARTBEAT)
+        while True:
+            try:
+                await self.broker.publish(
+                    json.dumps(self.heartbeat()).encode(),
+                    topic,
+                    key=self.instance_id.encode(),
+                    headers=h.EventHeaders.new(
+                        event_type="Heartbeat", correlation_id=self.instance_id, producer=self.service
+                    ).as_dict(),
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("heartbeat_failed", error=f"{type(error).__name__}: {error}"[:300])
+            await asyncio.sleep(self.settings.heartbeat_seconds)
 
     async def readiness(self) -> dict[str, bool]:
         """Whether the broker and database answer and every subscriber has partitions assigned."""
@@ -159,6 +234,8 @@ class ServiceRuntime:
             return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
         async def metrics(_request: Request) -> Response:
+            if self._pool is not None:
+                self.figures.pool(size=self._pool.get_size(), idle=self._pool.get_idle_size())
             return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_LATEST)
 
         return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
@@ -167,3 +244,10 @@ class ServiceRuntime:
 def _assigned(subscriber: BatchSubscriber) -> bool:
     consumer = getattr(subscriber, "consumer", None)
     return bool(consumer is not None and consumer.assignment())
+
+
+def _version() -> str:
+    try:
+        return version("caseway-shared")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+        return "unknown"

@@ -51,3 +51,9 @@ class ServiceSettings(BaseSettings):
         default=3, ge=1, description="Tries for a message before it is dead-lettered."
     )
     retry_backoff_seconds: float = Field(default=0.2, gt=0)
+    heartbeat_seconds: float = Field(
+        default=10,
+        gt=0,
+        validation_alias=_shared("CASEWAY_HEARTBEAT_SECONDS"),
+        description="ops.heartbeat.v1 interval.",
+    )

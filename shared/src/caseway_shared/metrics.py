@@ -1,0 +1,89 @@
+"""The figures operators watch, in Prometheus form, per service instance.
+
+FastStream's Prometheus middleware already counts messages received and published per topic and times
+their processing; these add what it cannot know: what Caseway retried, dead-lettered and rejected, the
+consumer lag per partition, the outbox backlog and the database pool.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from caseway_shared.kafka import Record
+
+
+class ServiceMetrics:
+    """One service instance's own metrics, registered on its own registry (no process-wide globals)."""
+
+    def __init__(self, registry: CollectorRegistry, *, service: str) -> None:
+        labels = ["service", "topic"]
+        self._service = service
+        # Plain running totals as well, for the heartbeat (Prometheus counters are not meant to be read).
+        self.totals: dict[str, int] = {}
+        self.records_processed = Counter(
+            "caseway_records_processed", "Records handled successfully.", labels, registry=registry
+        )
+        self.records_retried = Counter(
+            "caseway_records_retried", "Retries of records that failed.", labels, registry=registry
+        )
+        self.records_dead_lettered = Counter(
+            "caseway_records_dead_lettered", "Records sent to ops.deadletter.v1.", labels, registry=registry
+        )
+        self.records_rejected = Counter(
+            "caseway_records_rejected", "Reports rejected with reasons.", labels, registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "caseway_batch_processing_seconds",
+            "Time to process one consumed batch, retries included.",
+            labels,
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.consumer_lag = Gauge(
+            "caseway_consumer_lag",
+            "Records behind the end of the partition, as of the last batch.",
+            [*labels, "partition"],
+            registry=registry,
+        )
+        self.outbox_published = Counter(
+            "caseway_outbox_published", "Events published from the outbox.", ["service"], registry=registry
+        )
+        self.db_pool_size = Gauge(
+            "caseway_db_pool_size", "Connections in the pool.", ["service"], registry=registry
+        )
+        self.db_pool_idle = Gauge("caseway_db_pool_idle", "Idle connections.", ["service"], registry=registry)
+
+    def processed(self, records: Sequence[Record]) -> None:
+        for topic, count in _count_by_topic(records).items():
+            self.records_processed.labels(self._service, topic).inc(count)
+            self.totals[f"processed:{topic}"] = self.totals.get(f"processed:{topic}", 0) + count
+
+    def retried(self, record: Record) -> None:
+        self.records_retried.labels(self._service, record.topic).inc()
+
+    def dead_lettered(self, record: Record) -> None:
+        self.records_dead_lettered.labels(self._service, record.topic).inc()
+        self.totals["dead_lettered"] = self.totals.get("dead_lettered", 0) + 1
+
+    def rejected(self, topic: str, count: int = 1) -> None:
+        self.records_rejected.labels(self._service, topic).inc(count)
+        self.totals["rejected"] = self.totals.get("rejected", 0) + count
+
+    def lag(self, topic: str, partition: int, behind: int) -> None:
+        self.consumer_lag.labels(self._service, topic, str(partition)).set(max(behind, 0))
+
+    def pool(self, *, size: int, idle: int) -> None:
+        self.db_pool_size.labels(self._service).set(size)
+        self.db_pool_idle.labels(self._service).set(idle)
+
+
+def _count_by_topic(records: Sequence[Record]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.topic] = counts.get(record.topic, 0) + 1
+    return counts

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -78,6 +78,10 @@ class ReportReceived(_Event):
     place: Place
     description: str = Field(max_length=4000)
     attachments: tuple[str, ...] = ()
+    attributes: dict[str, str | tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Answers to the category's further questions (attribute code -> value or values).",
+    )
 
 
 class CaseOpened(_Event):
@@ -202,3 +206,53 @@ NotificationEvent = Annotated[
 NOTIFICATION_EVENT: TypeAdapter[NotificationEvent] = TypeAdapter(NotificationEvent)
 
 AnyEvent = ReportReceived | CaseEvent | NotificationEvent
+
+
+class RejectionSource(BaseModel):
+    """Where a rejected message came from."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    source_system: str | None = None
+    channel: str | None = Field(default=None, description="kafka or open311.")
+
+
+class OriginalBytes(BaseModel):
+    """The rejected input exactly as it arrived: UTF-8 text, or base64 when it was not text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    encoding: Literal["utf-8", "base64"]
+    data: str
+
+
+class ReportRejected(BaseModel):
+    """What reports.rejected.v1 carries: every reason, where it came from, and the original input."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    reasons: tuple[str, ...]
+    source: RejectionSource
+    original: OriginalBytes
+
+
+class Heartbeat(BaseModel):
+    """What ops.heartbeat.v1 carries: one running instance's identity and progress."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    service: str
+    instance: str
+    version: str
+    host: str
+    pid: int
+    started_at: AwareDatetime
+    at: AwareDatetime
+    assigned: tuple[dict[str, Any], ...] = Field(description="The partitions this instance consumes.")
+    progress: dict[str, int] = Field(
+        description="Running totals: processed per topic, dead-lettered, rejected."
+    )
+    outbox_published: int

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -27,13 +25,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from caseway_shared import headers as h
+from caseway_shared.asyncapi import build_asyncapi
 from caseway_shared.consuming import BatchConsumer, BatchHandler, DeadLetters, RetryPolicy
 from caseway_shared.db import create_pool
+from caseway_shared.events import Heartbeat
 from caseway_shared.kafka import Record, consumer_group, make_broker, topic_name
 from caseway_shared.logging import configure_logging
 from caseway_shared.metrics import ServiceMetrics
 from caseway_shared.outbox import OutboxRelay
 from caseway_shared.topics import Topic
+from caseway_shared.version import caseway_version
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -171,7 +172,7 @@ class ServiceRuntime:
             await self.broker.stop()
             await self._pool.close()
 
-    def heartbeat(self) -> dict[str, Any]:
+    def heartbeat(self) -> Heartbeat:
         """This instance's identity and progress, as published to ops.heartbeat.v1."""
         assigned = sorted(
             (tp.topic, tp.partition)
@@ -179,25 +180,25 @@ class ServiceRuntime:
             if (kafka_consumer := getattr(subscriber, "consumer", None)) is not None
             for tp in kafka_consumer.assignment()
         )
-        return {
-            "service": self.service,
-            "instance": self.instance_id,
-            "version": _version(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started_at": self._started_at.isoformat(),
-            "at": datetime.now(UTC).isoformat(),
-            "assigned": [{"topic": topic, "partition": partition} for topic, partition in assigned],
-            "progress": dict(self.figures.totals),
-            "outbox_published": self._relay.published if self._relay else 0,
-        }
+        return Heartbeat(
+            service=self.service,
+            instance=self.instance_id,
+            version=caseway_version(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self._started_at,
+            at=datetime.now(UTC),
+            assigned=tuple({"topic": topic, "partition": partition} for topic, partition in assigned),
+            progress=dict(self.figures.totals),
+            outbox_published=self._relay.published if self._relay else 0,
+        )
 
     async def _heartbeats(self) -> None:
         topic = self.topic(Topic.HEARTBEAT)
         while True:
             try:
                 await self.broker.publish(
-                    json.dumps(self.heartbeat()).encode(),
+                    self.heartbeat().model_dump_json().encode(),
                     topic,
                     key=self.instance_id.encode(),
                     headers=h.EventHeaders.new(
@@ -238,16 +239,17 @@ class ServiceRuntime:
                 self.figures.pool(size=self._pool.get_size(), idle=self._pool.get_idle_size())
             return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_LATEST)
 
-        return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+        async def asyncapi(_request: Request) -> Response:
+            return JSONResponse(build_asyncapi())
+
+        return [
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/asyncapi.json", asyncapi),
+        ]
 
 
 def _assigned(subscriber: BatchSubscriber) -> bool:
     consumer = getattr(subscriber, "consumer", None)
     return bool(consumer is not None and consumer.assignment())
-
-
-def _version() -> str:
-    try:
-        return version("caseway-shared")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-        return "unknown"

@@ -38,5 +38,7 @@ def test_every_event_model_is_documented_with_the_standard_headers():
     }
     assert event_models <= documented
     for message in document["components"]["messages"].values():
-        assert {"event-id", "event-type", "correlation-id", "producer"} <= set(message["headers"]["properties"])
+        assert {"event-id", "event-type", "correlation-id", "producer"} <= set(
+            message["headers"]["properties"]
+        )
     json.dumps(document)  # serialisable as it stands

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from caseway_ops.commands import stack
+from caseway_ops.commands import asyncapi, case, demo, dlq, services, stack, tail, topics
 
 app = typer.Typer(
     name="caseway",
@@ -13,6 +13,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack.app, name="stack")
+app.add_typer(services.app, name="services")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(case.app, name="case")
+app.command()(topics.topics)
+app.command()(tail.tail)
+app.command()(demo.demo)
+app.command()(asyncapi.asyncapi)
 
 
 def main() -> None:

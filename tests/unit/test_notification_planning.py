@@ -33,7 +33,7 @@ def _opened(departments=("streetscene", "env-crime"), priority="normal"):
 
 
 def test_each_department_s_team_is_alerted_and_the_manager_told_of_joined_up_cases():
-    planned = plan_notifications(_opened(), DIRECTORY, now=MONDAY_NOON)
+    planned = plan_notifications(_opened(), DIRECTORY, now=MONDAY_NOON).notifications
     teams = sorted(p.team for p in planned)
     assert teams == ["env-crime-city", f"manager:{HOOD}", "streetscene-n01"]
     assert all("LV-2026-000001" in p.body for p in planned)
@@ -41,8 +41,8 @@ def test_each_department_s_team_is_alerted_and_the_manager_told_of_joined_up_cas
 
 def test_planning_twice_gives_the_same_keys_and_assignments_reuse_them():
     event = _opened()
-    first = {p.key for p in plan_notifications(event, DIRECTORY, now=MONDAY_NOON)}
-    again = {p.key for p in plan_notifications(event, DIRECTORY, now=MONDAY_NOON)}
+    first = {p.key for p in plan_notifications(event, DIRECTORY, now=MONDAY_NOON).notifications}
+    again = {p.key for p in plan_notifications(event, DIRECTORY, now=MONDAY_NOON).notifications}
     assigned = CaseAssigned(
         occurred_at=MONDAY_NOON,
         case_id=event.case_id,
@@ -52,7 +52,7 @@ def test_planning_twice_gives_the_same_keys_and_assignments_reuse_them():
         neighbourhood=HOOD,
     )
     assert first == again
-    assert {p.key for p in plan_notifications(assigned, DIRECTORY, now=MONDAY_NOON)} <= first
+    assert {p.key for p in plan_notifications(assigned, DIRECTORY, now=MONDAY_NOON).notifications} <= first
 
 
 def test_a_linked_report_sends_no_new_alert():
@@ -64,13 +64,15 @@ def test_a_linked_report_sends_no_new_alert():
         reports_count=2,
         score=0.97,
     )
-    assert plan_notifications(linked, DIRECTORY, now=MONDAY_NOON) == []
+    assert plan_notifications(linked, DIRECTORY, now=MONDAY_NOON).notifications == ()
 
 
 def test_non_urgent_alerts_wait_for_working_hours_and_urgent_ones_do_not():
     saturday_night = datetime(2026, 11, 28, 23, tzinfo=UTC)
-    normal = plan_notifications(_opened(("streetscene",)), DIRECTORY, now=saturday_night)
-    urgent = plan_notifications(_opened(("streetscene",), priority="urgent"), DIRECTORY, now=saturday_night)
+    normal = plan_notifications(_opened(("streetscene",)), DIRECTORY, now=saturday_night).notifications
+    urgent = plan_notifications(
+        _opened(("streetscene",), priority="urgent"), DIRECTORY, now=saturday_night
+    ).notifications
     assert normal[0].not_before == datetime(2026, 11, 30, 8, tzinfo=ZoneInfo("Europe/London"))
     assert urgent[0].not_before == saturday_night
 

@@ -1,4 +1,5 @@
-"""notifier: one row per notification key (recorded before sending), every attempt, outbox.
+"""notifier: one row per notification key (recorded before sending), every attempt, digest entries, the
+notifier's view of each case (for escalation), outbox.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,7 +25,7 @@ def upgrade() -> None:
         """
         CREATE TABLE notifier.notifications (
             notification_key text PRIMARY KEY,
-            case_id     uuid NOT NULL,
+            case_id     uuid,  -- NULL only for a team's digest, which covers several cases
             reference   text NOT NULL,
             team        text NOT NULL,
             channel     text NOT NULL,
@@ -47,9 +48,44 @@ def upgrade() -> None:
             id               bigserial PRIMARY KEY,
             notification_key text NOT NULL REFERENCES notifier.notifications (notification_key),
             at               timestamptz NOT NULL DEFAULT now(),
+            attempt          integer NOT NULL,
             outcome          text NOT NULL,
             error            text
         );
+
+        -- What digests fold in: one row per folded alert or linked report, unique so replays add nothing.
+        CREATE TABLE notifier.digest_entries (
+            entry_key   text PRIMARY KEY,
+            digest_key  text NOT NULL,
+            case_id     uuid NOT NULL,
+            reference   text NOT NULL,
+            team        text NOT NULL,
+            channel     text NOT NULL,
+            kind        text NOT NULL,
+            line        text NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX digest_entries_digest ON notifier.digest_entries (digest_key);
+
+        -- The notifier's view of each case, fed from cases.v1: for wording alerts and for escalation.
+        CREATE TABLE notifier.cases (
+            case_id      uuid PRIMARY KEY,
+            reference    text NOT NULL,
+            category     text NOT NULL,
+            priority     text NOT NULL,
+            neighbourhood text,
+            ward_code    text,
+            departments  text[] NOT NULL,
+            opened_at    timestamptz NOT NULL,
+            due_at       timestamptz,
+            status       text NOT NULL,
+            escalate_at  timestamptz,
+            escalated_at timestamptz,
+            correlation_id text NOT NULL DEFAULT '',
+            updated_at   timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX cases_to_escalate ON notifier.cases (escalate_at)
+            WHERE status = 'open' AND escalated_at IS NULL AND escalate_at IS NOT NULL;
 
         CREATE TABLE notifier.outbox (
             id        bigserial PRIMARY KEY,
@@ -64,4 +100,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _run("DROP TABLE notifier.outbox; DROP TABLE notifier.attempts; DROP TABLE notifier.notifications;")
+    _run(
+        "DROP TABLE notifier.outbox; DROP TABLE notifier.cases; DROP TABLE notifier.digest_entries;"
+        " DROP TABLE notifier.attempts; DROP TABLE notifier.notifications;"
+    )

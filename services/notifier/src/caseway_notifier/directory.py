@@ -1,5 +1,6 @@
-"""The team directory from configuration (`teams.toml`): teams, their channels and hours, and the
-neighbourhood managers."""
+"""The team directory from configuration (`teams.toml`): teams, their channels and hours, how they want
+their alerts (each, or a digest per period), the neighbourhood managers, and when unacknowledged cases
+escalate. Category names come from the council's `council.toml` so messages can name them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import tomllib
 from datetime import time
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,6 +33,8 @@ class WorkingHours(BaseModel):
 
 
 class QuietHours(BaseModel):
+    """A daily window (local time) in which nothing but urgent alerts is sent; it may span midnight."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     start: time = time(20)
@@ -49,6 +52,7 @@ class Team(BaseModel):
     working_hours: WorkingHours | None = None
     quiet_hours: QuietHours | None = None
     delivery: Literal["each", "digest"] | None = None
+    digest_minutes: int | None = Field(default=None, ge=5, le=1440)
 
 
 class Manager(BaseModel):
@@ -65,6 +69,29 @@ class Defaults(BaseModel):
     working_hours: WorkingHours = WorkingHours()
     quiet_hours: QuietHours = QuietHours()
     delivery: Literal["each", "digest"] = "each"
+    digest_minutes: int = Field(
+        default=60,
+        ge=5,
+        le=1440,
+        description="Length of a digest period in local minutes (1440: daily); it must divide a day.",
+    )
+
+    @model_validator(mode="after")
+    def _divides_a_day(self) -> Defaults:
+        if 1440 % self.digest_minutes:
+            raise ValueError("digest_minutes must divide 1440 (a day)")
+        return self
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Escalate an unacknowledged case when this share of its time to due has passed.",
+    )
 
 
 class Directory(BaseModel):
@@ -77,6 +104,8 @@ class Directory(BaseModel):
     defaults: Defaults = Defaults()
     teams: tuple[Team, ...]
     managers: tuple[Manager, ...] = ()
+    escalation: Escalation = Escalation()
+    category_names: dict[str, str] = Field(default_factory=dict)
 
     def teams_for(self, department: str, neighbourhood: str | None) -> tuple[Team, ...]:
         """The team(s) of `department` covering `neighbourhood`: a neighbourhood team when one exists,
@@ -95,10 +124,34 @@ class Directory(BaseModel):
     def manager_for(self, neighbourhood: str | None) -> Manager | None:
         return next((m for m in self.managers if m.neighbourhood == neighbourhood), None)
 
-    def working_hours_of(self, team: Team) -> WorkingHours:
-        return team.working_hours or self.defaults.working_hours
+    def team(self, team_id: str) -> Team | None:
+        return next((team for team in self.teams if team.id == team_id), None)
+
+    def working_hours_of(self, team: Team | None) -> WorkingHours:
+        return (team.working_hours if team else None) or self.defaults.working_hours
+
+    def quiet_hours_of(self, team: Team | None) -> QuietHours:
+        return (team.quiet_hours if team else None) or self.defaults.quiet_hours
+
+    def delivery_of(self, team: Team) -> Literal["each", "digest"]:
+        return team.delivery or self.defaults.delivery
+
+    def digest_minutes_of(self, team: Team | None) -> int:
+        minutes = (team.digest_minutes if team else None) or self.defaults.digest_minutes
+        # A period that does not divide the day would drift against local midnight: use the default.
+        return minutes if 1440 % minutes == 0 else self.defaults.digest_minutes
+
+    def category_name(self, code: str) -> str:
+        return self.category_names.get(code, code)
 
 
 def load_directory(council_dir: Path) -> Directory:
+    """The directory in `council_dir/teams.toml`, with category names from `council.toml` if present."""
     with (council_dir / "teams.toml").open("rb") as file:
-        return Directory.model_validate(tomllib.load(file))
+        data = tomllib.load(file)
+    council = council_dir / "council.toml"
+    if council.exists() and "category_names" not in data:
+        with council.open("rb") as file:
+            categories = tomllib.load(file).get("categories", {})
+        data["category_names"] = {code: str(entry.get("name", code)) for code, entry in categories.items()}
+    return Directory.model_validate(data)

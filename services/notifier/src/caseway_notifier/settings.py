@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -24,7 +25,29 @@ class NotifierSettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = "caseway@example.org"
+    smtp_connections: int = Field(default=4, ge=1, description="SMTP connections kept open and reused.")
+    email_via: Literal["smtp", "notify"] = Field(
+        default="smtp", description="Send email over SMTP or through GOV.UK Notify."
+    )
+    notify_api_key: SecretStr | None = Field(
+        default=None, description="GOV.UK Notify API key; SMS (and email via Notify) need it."
+    )
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    notify_email_template_id: str = ""
+    notify_sms_template_id: str = ""
+    notify_rate_per_minute: int = Field(default=3000, ge=1, description="Notify's limit per API key.")
+    smtp_rate_per_minute: int | None = Field(default=None, ge=1)
+    webhook_rate_per_minute: int | None = Field(default=None, ge=1)
     send_batch_size: int = Field(default=200, ge=1)
+    send_concurrency: int = Field(default=64, ge=1, description="Deliveries in flight per sender worker.")
+    sender_workers: int = Field(
+        default=2, ge=1, description="Sender loops; one sends while another claims and records."
+    )
+    max_attempts: int = Field(default=5, ge=1, description="Tries before a notification is failed.")
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    escalation_poll_seconds: float = Field(default=30.0, gt=0)
+    escalation_batch_size: int = Field(default=200, ge=1)
     send_poll_seconds: float = Field(default=0.5, gt=0)
     send_timeout_seconds: float = Field(default=10, gt=0)
     ignore_hours: bool = Field(

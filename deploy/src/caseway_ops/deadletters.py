@@ -10,7 +10,7 @@ that fails to publish is not recorded, and one that was recorded is never sent a
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -84,12 +84,7 @@ async def list_dead_letters(bootstrap: str, database_url: str, *, prefix: str = 
     finally:
         await connection.close()
     replayed = {(row["deadletter_partition"], row["deadletter_offset"]): row["replayed_at"] for row in rows}
-    return [
-        DeadLetter(**{**letter.__dict__, "replayed_at": replayed.get((letter.partition, letter.offset))})
-        if (letter.partition, letter.offset) in replayed
-        else letter
-        for letter in found
-    ]
+    return [replace(letter, replayed_at=replayed.get((letter.partition, letter.offset))) for letter in found]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""intake: accepted reports (idempotent on source system + source id), contacts kept apart, outbox.
+"""intake: accepted reports (idempotent on source system + source id), contacts kept apart, outbox,
+Open311 API keys (hashed), tokens, and the status of each request as the cases report it.
 
 Revision ID: 0002
 Revises: 0001
@@ -46,6 +47,36 @@ def upgrade() -> None:
             phone      text
         );
 
+        -- Open311 API keys. Only a SHA-256 digest is stored: keys are 256-bit random strings, so a fast
+        -- digest is enough (nothing to brute-force) and the plaintext never rests anywhere.
+        CREATE TABLE intake.api_keys (
+            key_hash    bytea PRIMARY KEY,
+            name        text NOT NULL UNIQUE,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            revoked_at  timestamptz
+        );
+
+        -- Open311 tokens: what an asynchronous answer to POST requests hands out, resolved by GET tokens.
+        CREATE TABLE intake.tokens (
+            token      text PRIMARY KEY,
+            report_id  uuid NOT NULL UNIQUE REFERENCES intake.reports (report_id) ON DELETE CASCADE
+        );
+
+        -- What the cases say about each report (fed by cases.v1), for Open311's status and status_notes.
+        CREATE TABLE intake.request_status (
+            report_id           uuid PRIMARY KEY,
+            case_id             uuid NOT NULL,
+            reference           text NOT NULL,
+            status              text NOT NULL CHECK (status IN ('open', 'closed')),
+            case_status         text,
+            status_notes        text,
+            agency_responsible  text,
+            expected_at         timestamptz,
+            updated_at          timestamptz NOT NULL
+        );
+        CREATE INDEX request_status_case ON intake.request_status (case_id);
+        CREATE INDEX reports_received_at ON intake.reports (received_at);
+
         CREATE TABLE intake.outbox (
             id        bigserial PRIMARY KEY,
             topic     text NOT NULL,
@@ -59,4 +90,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _run("DROP TABLE intake.outbox; DROP TABLE intake.reporter_contacts; DROP TABLE intake.reports;")
+    _run(
+        "DROP TABLE intake.request_status; DROP TABLE intake.tokens; DROP TABLE intake.api_keys;"
+        "DROP TABLE intake.outbox; DROP TABLE intake.reporter_contacts; DROP TABLE intake.reports;"
+    )

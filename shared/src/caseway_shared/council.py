@@ -42,6 +42,27 @@ class AlsoRule(BaseModel):
     when_keywords: tuple[str, ...] = ()
 
 
+class ServiceAttribute(BaseModel):
+    """A further question a category asks the reporter (an Open311 service definition attribute)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")
+    description: str = Field(min_length=1, max_length=500, description="The question, as shown to people.")
+    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"] = "string"
+    required: bool = False
+    datatype_description: str | None = None
+    values: dict[str, str] = Field(
+        default_factory=dict, description="key -> name: the choices of a singlevaluelist or multivaluelist."
+    )
+
+    @model_validator(mode="after")
+    def _lists_have_values(self) -> ServiceAttribute:
+        if self.datatype.endswith("valuelist") != bool(self.values):
+            raise ValueError(f"attribute {self.code!r}: values are given exactly for the list datatypes")
+        return self
+
+
 class Category(BaseModel):
     """What a kind of problem is, who owns it, how fast, and how its duplicates are found."""
 
@@ -60,6 +81,9 @@ class Category(BaseModel):
     urgent_target: Target | None = None
     duplicate_radius_m: float = Field(ge=0)
     duplicate_window_hours: float = Field(ge=0)
+    attributes: tuple[ServiceAttribute, ...] = Field(
+        default=(), description="Further questions asked when the category is reported (Open311)."
+    )
 
 
 class Council(BaseModel):

@@ -31,6 +31,7 @@ class AcceptedReport:
     event: ReportReceived
     contact: ReporterContact | None
     client_key: str | None = None
+    token: str | None = None
 
 
 def normalise(report: ContactCentreReport, council: Council, *, now: datetime) -> AcceptedReport:

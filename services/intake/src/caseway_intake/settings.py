@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from caseway_shared.council import LIVERPOOL_DIR
@@ -17,4 +18,23 @@ class IntakeSettings(ServiceSettings):
     http_port: int = 8080
     council_dir: Path = Field(
         default=LIVERPOOL_DIR, validation_alias=AliasChoices("council_dir", "CASEWAY_COUNCIL_DIR")
+    )
+    # Contact-centre events are small and validated in memory: large batches amortise the one database
+    # transaction and the one outbox wake-up per batch.
+    consumer_max_records: int = Field(default=2000, ge=1, description="Most records handled in one batch.")
+    open311_seed_api_key: SecretStr | None = Field(
+        default=None,
+        description="An API key registered (hashed) at start-up under the name 'seed': for demos and dev.",
+    )
+    open311_jurisdiction_id: str | None = Field(
+        default=None, description="If set, a request naming another jurisdiction_id is answered 404."
+    )
+    open311_answer_with: Literal["id", "token"] = Field(
+        default="id",
+        description="POST requests answers with the service_request_id, or with a token (GET tokens/...).",
+    )
+    open311_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    open311_max_results: int = Field(default=1000, ge=1, le=10_000)
+    open311_default_days: int = Field(
+        default=90, ge=1, description="GET requests without dates covers this many days back."
     )

@@ -1,15 +1,23 @@
-"""intake's tables: accepted reports (unique per source system + source id) and contacts kept apart."""
+"""intake's tables: accepted reports (unique per source system + source id), contacts kept apart, Open311
+API keys (hashed), tokens, and the status of each request as the cases report it.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from caseway_intake.open311 import RequestView
+from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged, ReportLinked
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
     from uuid import UUID
 
     from caseway_intake.normalise import AcceptedReport
+    from caseway_shared.council import Council
     from caseway_shared.db import DbConnection
+    from caseway_shared.events import CaseEvent
 
 
 async def insert_new_reports(connection: DbConnection, reports: Sequence[AcceptedReport]) -> set[UUID]:
@@ -39,14 +47,158 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
         [r.event.model_dump(mode="json") for r in reports],
     )
     new = {row["report_id"] for row in rows}
-    contacts = [r for r in reports if r.contact is not None and r.event.report_id in new]
+    contacts = [(r.event.report_id, r.contact) for r in reports if r.contact and r.event.report_id in new]
     if contacts:
-        await connection.executemany(
-            "INSERT INTO intake.reporter_contacts (report_id, name, email, phone) VALUES ($1, $2, $3, $4)",
-            [
-                (r.event.report_id, r.contact.name, r.contact.email, r.contact.phone)
-                for r in contacts
-                if r.contact
-            ],
+        await connection.execute(
+            """
+            INSERT INTO intake.reporter_contacts (report_id, name, email, phone)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+            """,
+            [report_id for report_id, _ in contacts],
+            [contact.name for _, contact in contacts],
+            [contact.email for _, contact in contacts],
+            [contact.phone for _, contact in contacts],
+        )
+    tokens = [(r.token, r.event.report_id) for r in reports if r.token and r.event.report_id in new]
+    if tokens:
+        await connection.execute(
+            "INSERT INTO intake.tokens (token, report_id) SELECT * FROM unnest($1::text[], $2::uuid[])",
+            [token for token, _ in tokens],
+            [report_id for _, report_id in tokens],
         )
     return new
+
+
+async def token_of(connection: DbConnection, report_id: UUID) -> str | None:
+    return await connection.fetchval("SELECT token FROM intake.tokens WHERE report_id = $1", report_id)
+
+
+async def report_of_token(connection: DbConnection, token: str) -> UUID | None:
+    return await connection.fetchval("SELECT report_id FROM intake.tokens WHERE token = $1", token)
+
+
+async def insert_api_key(connection: DbConnection, *, name: str, key_hash: bytes) -> bool:
+    """Register a key by its digest; False when the name or the key is already registered."""
+    row = await connection.fetchval(
+        "INSERT INTO intake.api_keys (key_hash, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name",
+        key_hash,
+        name,
+    )
+    return row is not None
+
+
+async def api_key_name(connection: DbConnection, key_hash: bytes) -> str | None:
+    """The name of the live key with this digest, if any."""
+    return await connection.fetchval(
+        "SELECT name FROM intake.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
+    )
+
+
+async def revoke_api_key(connection: DbConnection, name: str) -> bool:
+    status = await connection.execute(
+        "UPDATE intake.api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+    )
+    return status.endswith(" 1")
+
+
+async def find_requests(
+    connection: DbConnection,
+    *,
+    report_ids: Sequence[UUID] | None,
+    service_codes: Sequence[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    statuses: Sequence[str] | None,
+    limit: int,
+) -> list[RequestView]:
+    """Reports with what the cases said about them, newest first; a None filter does not filter."""
+    rows = await connection.fetch(
+        """
+        SELECT r.report_id, r.event, r.accepted_at, s.status, s.status_notes, s.reference,
+               s.agency_responsible, s.expected_at, s.updated_at
+        FROM intake.reports r LEFT JOIN intake.request_status s USING (report_id)
+        WHERE ($1::uuid[] IS NULL OR r.report_id = ANY($1))
+          AND ($2::text[] IS NULL OR r.category = ANY($2))
+          AND ($3::timestamptz IS NULL OR r.received_at >= $3)
+          AND ($4::timestamptz IS NULL OR r.received_at <= $4)
+          AND ($5::text[] IS NULL OR coalesce(s.status, 'open') = ANY($5))
+        ORDER BY r.received_at DESC, r.report_id
+        LIMIT $6
+        """,
+        report_ids,
+        service_codes,
+        start,
+        end,
+        statuses,
+        limit,
+    )
+    return [RequestView(**dict(row)) for row in rows]
+
+
+async def apply_case_events(connection: DbConnection, events: Sequence[CaseEvent], council: Council) -> None:
+    """Keep each report's Open311 status in step with its case. Replays change nothing: a row only moves
+    forward in time (events of one case arrive in order, keyed by case id).
+    """
+    for event in events:
+        match event:
+            case CaseOpened():
+                await connection.execute(
+                    """
+                    INSERT INTO intake.request_status (report_id, case_id, reference, status,
+                        agency_responsible, expected_at, updated_at)
+                    VALUES ($1, $2, $3, 'open', $4, $5, $6)
+                    ON CONFLICT (report_id) DO UPDATE SET case_id = excluded.case_id,
+                        reference = excluded.reference, agency_responsible = excluded.agency_responsible,
+                        expected_at = excluded.expected_at, updated_at = excluded.updated_at
+                    WHERE intake.request_status.updated_at <= excluded.updated_at
+                    """,
+                    event.report_id,
+                    event.case_id,
+                    event.reference,
+                    council.departments.get(event.lead_department, event.lead_department),
+                    event.due_at,
+                    event.occurred_at,
+                )
+            case ReportLinked():
+                # A linked report takes the case's current standing from any other report of the case.
+                await connection.execute(
+                    """
+                    INSERT INTO intake.request_status (report_id, case_id, reference, status, case_status,
+                        status_notes, agency_responsible, expected_at, updated_at)
+                    SELECT $1, $2, $3, coalesce(other.status, 'open'), other.case_status,
+                           other.status_notes, other.agency_responsible, other.expected_at, $4
+                    FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+                        SELECT * FROM intake.request_status WHERE case_id = $2 AND report_id <> $1 LIMIT 1
+                    ) AS other ON true
+                    ON CONFLICT (report_id) DO UPDATE SET case_id = excluded.case_id,
+                        reference = excluded.reference, status = excluded.status,
+                        status_notes = excluded.status_notes, updated_at = excluded.updated_at
+                    WHERE intake.request_status.updated_at <= excluded.updated_at
+                    """,
+                    event.report_id,
+                    event.case_id,
+                    event.reference,
+                    event.occurred_at,
+                )
+            case CaseStatusChanged() | CaseClosed():
+                case_status = event.status if isinstance(event, CaseStatusChanged) else "closed"
+                await connection.execute(
+                    """
+                    UPDATE intake.request_status
+                    SET status = CASE WHEN $2 = 'closed' THEN 'closed' ELSE 'open' END, case_status = $2,
+                        status_notes = coalesce($3, status_notes), updated_at = $4
+                    WHERE case_id = $1 AND updated_at <= $4
+                    """,
+                    event.case_id,
+                    case_status,
+                    event.note,
+                    event.occurred_at,
+                )
+            case CaseAssigned(role="lead"):
+                await connection.execute(
+                    "UPDATE intake.request_status SET agency_responsible = $2 WHERE case_id = $1",
+                    event.case_id,
+                    council.departments.get(event.department, event.department),
+                )
+            case _:
+                pass

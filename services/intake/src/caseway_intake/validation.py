@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from caseway_shared.contact_centre import ContactCentreReport
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MAX_EVENT_BYTES = 64 * 1024
 
@@ -24,10 +28,47 @@ class Invalid:
 def describe_errors(error: ValidationError) -> tuple[str, ...]:
     """pydantic's errors as short sentences naming the field; never echoing the offending value."""
     reasons = []
-    for item in error.errors(include_input=False, include_url=False):
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
         where = ".".join(str(part) for part in item["loc"]) or "body"
         reasons.append(f"{where}: {item['msg']}")
     return tuple(reasons)
+
+
+def text_problems(where: str, values: Iterable[str]) -> list[str]:
+    """Text PostgreSQL cannot store: NUL characters, and lone surrogates (JSON's \\ud800) that are not
+    UTF-8. Caught here so that such input is rejected with a reason instead of failing a transaction.
+    """
+    reasons = []
+    for value in values:
+        if "\x00" in value:
+            reasons.append(f"{where}: contains a NUL character")
+            break
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            reasons.append(f"{where}: not valid Unicode text")
+            break
+    return reasons
+
+
+def document_text_problems(document: Any, where: str = "") -> list[str]:
+    """`text_problems` for every key and string of a parsed JSON document, by path."""
+    if isinstance(document, str):
+        return text_problems(where or "body", (document,))
+    if isinstance(document, dict):
+        reasons = []
+        for key, value in document.items():
+            path = f"{where}.{key}" if where else str(key)
+            reasons.extend(text_problems(path, (str(key),)))
+            reasons.extend(document_text_problems(value, path))
+        return reasons
+    if isinstance(document, list):
+        return [
+            reason
+            for index, item in enumerate(document)
+            for reason in document_text_problems(item, f"{where}.{index}" if where else str(index))
+        ]
+    return []
 
 
 def parse_contact_centre_event(value: bytes) -> ContactCentreReport | Invalid:
@@ -36,17 +77,27 @@ def parse_contact_centre_event(value: bytes) -> ContactCentreReport | Invalid:
         return Invalid((f"body: larger than {MAX_EVENT_BYTES} bytes",))
     try:
         document = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         return Invalid((f"body: not valid UTF-8 JSON ({type(error).__name__})",))
     if not isinstance(document, dict):
         return Invalid(("body: must be a JSON object",))
+    source_system = document.get("source_system")
+    source_id = document.get("source_id")
+    ids = {
+        "source_system": source_system if isinstance(source_system, str) else None,
+        "source_id": source_id if isinstance(source_id, str) else None,
+    }
+    if problems := document_text_problems(document):
+        return Invalid(tuple(problems), **_printable(ids))
     try:
         return ContactCentreReport.model_validate(document)
     except ValidationError as error:
-        source_system = document.get("source_system")
-        source_id = document.get("source_id")
-        return Invalid(
-            describe_errors(error),
-            source_system=source_system if isinstance(source_system, str) else None,
-            source_id=source_id if isinstance(source_id, str) else None,
-        )
+        return Invalid(describe_errors(error), **_printable(ids))
+
+
+def _printable(ids: dict[str, str | None]) -> dict[str, str | None]:
+    # The ids travel in headers and keys of the rejection: only short, well-formed text is kept.
+    return {
+        name: value if value and len(value) <= 128 and not text_problems(name, (value,)) else None
+        for name, value in ids.items()
+    }

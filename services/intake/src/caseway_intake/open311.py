@@ -1,0 +1,316 @@
+"""Open311 GeoReport v2, the pure part: reading a POSTed service request into an accepted report with every
+reason it fails, and shaping services, service definitions, requests and errors as the spec prints them.
+
+No I/O here: the HTTP layer (`api`) hands in the request's fields as text and prints what comes back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from caseway_intake.normalise import AcceptedReport, report_id_for
+from caseway_intake.validation import Invalid, describe_errors, text_problems
+from caseway_shared.contact_centre import ReporterContact
+from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from uuid import UUID
+
+    from caseway_shared.council import Category, Council, ServiceAttribute
+
+SOURCE_SYSTEM = "open311"
+MAX_FIELDS = 100
+MAX_VALUES_PER_FIELD = 50
+_ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]{1,64})\](\[\])?$")
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_PHONE = r"^\+?[0-9 ()-]{6,31}$"
+# Fields of the spec's POST requests that the server reads; anything else a client sends (e.g. extensions
+# other servers understand) is ignored rather than refused, so that clients written for them still work.
+SINGLE_FIELDS = (
+    "api_key",
+    "jurisdiction_id",
+    "service_code",
+    "lat",
+    "long",
+    "address_string",
+    "address_id",
+    "email",
+    "device_id",
+    "account_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "description",
+    "media_url",
+)
+
+
+class ServiceRequestForm(BaseModel):
+    """The spec's POST requests fields, each constrained. Contact fields are personal data."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", title="Open311 service request")
+
+    service_code: str = Field(min_length=1, max_length=64, description="A code from GET services.")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84 latitude.")
+    long: float | None = Field(default=None, ge=-180, le=180, description="WGS84 longitude.")
+    address_string: str | None = Field(default=None, min_length=1, max_length=500)
+    address_id: str | None = Field(default=None, pattern=r"^[0-9]{1,12}$", description="The UPRN.")
+    email: str | None = Field(default=None, max_length=254, pattern=_EMAIL)
+    device_id: str | None = Field(default=None, max_length=128)
+    account_id: str | None = Field(default=None, max_length=128)
+    first_name: str | None = Field(default=None, max_length=99)
+    last_name: str | None = Field(default=None, max_length=99)
+    phone: str | None = Field(default=None, max_length=32, pattern=_PHONE)
+    description: str | None = Field(default=None, max_length=4000)
+    media_url: HttpUrl | None = Field(default=None, description="A photo of the problem, by URL.")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRequest:
+    """A valid POST requests: the form, the category it names and its attribute answers."""
+
+    form: ServiceRequestForm
+    category: Category
+    attributes: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def contact(self) -> ReporterContact | None:
+        name = " ".join(filter(None, (self.form.first_name, self.form.last_name))) or None
+        if not (name or self.form.email or self.form.phone):
+            return None
+        return ReporterContact(name=name, email=self.form.email, phone=self.form.phone)
+
+
+def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council) -> ServiceRequest | Invalid:
+    """The service request in `fields` (name -> values, as a form carries them), or every reason it is not.
+
+    Empty values count as absent, as HTML forms send them. Reasons name the field, never echo its value.
+    """
+    reasons: list[str] = []
+    if len(fields) > MAX_FIELDS:
+        return Invalid((f"body: more than {MAX_FIELDS} fields",))
+    single: dict[str, str] = {}
+    answers: dict[str, list[str]] = {}
+    for name, values in fields.items():
+        reasons.extend(text_problems(name, [name, *values]))
+        present = [value for value in values if value != ""]
+        if len(values) > MAX_VALUES_PER_FIELD:
+            reasons.append(f"{name}: more than {MAX_VALUES_PER_FIELD} values")
+        elif match := _ATTRIBUTE.match(name):
+            answers.setdefault(match.group(1), []).extend(present)
+        elif name in SINGLE_FIELDS:
+            if len(present) > 1:
+                reasons.append(f"{name}: given more than once")
+            elif present:
+                single[name] = present[0]
+    if reasons:
+        return Invalid(tuple(reasons))
+    form: ServiceRequestForm | None = None
+    try:
+        form = ServiceRequestForm.model_validate(single)
+    except ValidationError as error:
+        reasons.extend(describe_errors(error))
+    code = single.get("service_code")
+    category = council.categories.get(code) if code else None
+    if code and category is None:
+        reasons.append("service_code: not a service of this server (see GET services)")
+    attributes = _attribute_answers(category, answers, reasons) if category else {}
+    if form is not None:
+        if (form.lat is None) != (form.long is None):
+            reasons.append("lat, long: give both or neither")
+        if form.lat is None and not form.address_string and not form.address_id:
+            reasons.append("location: give lat and long, address_string or address_id")
+    if reasons or form is None or category is None:
+        return Invalid(tuple(reasons))
+    return ServiceRequest(form=form, category=category, attributes=attributes)
+
+
+def _attribute_answers(
+    category: Category, answers: Mapping[str, list[str]], reasons: list[str]
+) -> dict[str, str | tuple[str, ...]]:
+    known = {attribute.code: attribute for attribute in category.attributes}
+    reasons.extend(
+        f"attribute[{code}]: not an attribute of service {category.code}"
+        for code in answers
+        if code not in known
+    )
+    result: dict[str, str | tuple[str, ...]] = {}
+    for code, attribute in known.items():
+        values = answers.get(code, [])
+        if not values:
+            if attribute.required:
+                reasons.append(f"attribute[{code}]: required")
+            continue
+        problem = _attribute_problem(attribute, values)
+        if problem:
+            reasons.append(f"attribute[{code}]: {problem}")
+        else:
+            result[code] = tuple(values) if attribute.datatype == "multivaluelist" else values[0]
+    return result
+
+
+def _attribute_problem(attribute: ServiceAttribute, values: Sequence[str]) -> str | None:
+    if attribute.datatype != "multivaluelist" and len(values) > 1:
+        return "one value expected"
+    value = values[0]
+    match attribute.datatype:
+        case "number":
+            try:
+                number = float(value)
+            except ValueError:
+                return "must be a number"
+            return None if math.isfinite(number) and len(value) <= 32 else "must be a finite number"
+        case "datetime":
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                return "must be an ISO 8601 date and time"
+            return None
+        case "singlevaluelist" | "multivaluelist":
+            return None if all(v in attribute.values for v in values) else "not one of the listed values"
+        case "text":
+            return None if len(value) <= 4000 else "at most 4000 characters"
+        case _:
+            return None if len(value) <= 500 else "at most 500 characters"
+
+
+def accept_service_request(
+    request: ServiceRequest,
+    *,
+    key_name: str,
+    request_key: str,
+    client_key: str | None,
+    token: str,
+    now: datetime,
+) -> AcceptedReport:
+    """The accepted report for a valid POST. The same key name and client key give the same report id, so
+    a client that posts again with its idempotency key gets the first answer back.
+    """
+    form = request.form
+    event = ReportReceived(
+        occurred_at=now,
+        report_id=report_id_for(SOURCE_SYSTEM, f"{key_name}/{client_key or request_key}"),
+        source_system=SOURCE_SYSTEM,
+        source_id=f"{key_name}/{client_key or request_key}",
+        channel=Channel.OPEN311,
+        received_at=now,
+        category=request.category.code,
+        place=Place(
+            point=GeoPoint(lat=form.lat, lon=form.long)
+            if form.lat is not None and form.long is not None
+            else None,
+            address=form.address_string,
+            uprn=form.address_id,
+        ),
+        description=form.description or "",
+        attachments=(str(form.media_url),) if form.media_url else (),
+        attributes=request.attributes,
+    )
+    return AcceptedReport(
+        event=event,
+        contact=request.contact,
+        client_key=event.source_id if client_key else None,
+        token=token,
+    )
+
+
+# --- what the spec prints -------------------------------------------------------------------------------
+
+
+def service_list(council: Council) -> list[dict[str, Any]]:
+    """GET services: one entry per configured category."""
+    return [
+        {
+            "service_code": category.code,
+            "service_name": category.name,
+            "description": category.description,
+            "metadata": bool(category.attributes),
+            "type": "realtime",
+            "keywords": ",".join(category.keywords),
+            "group": category.family,
+        }
+        for category in council.categories.values()
+    ]
+
+
+def service_definition(category: Category) -> dict[str, Any]:
+    """GET services/{code}: the category's attributes, in the spec's shape."""
+    return {
+        "service_code": category.code,
+        "attributes": [
+            {
+                "variable": True,
+                "code": attribute.code,
+                "datatype": attribute.datatype,
+                "required": attribute.required,
+                "datatype_description": attribute.datatype_description,
+                "order": order,
+                "description": attribute.description,
+                **(
+                    {"values": [{"key": key, "name": name} for key, name in attribute.values.items()]}
+                    if attribute.values
+                    else {}
+                ),
+            }
+            for order, attribute in enumerate(category.attributes, start=1)
+        ],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """One report as GET requests shows it (its event, and what the cases said about it)."""
+
+    report_id: UUID
+    event: dict[str, Any]
+    accepted_at: datetime
+    status: str | None = None
+    status_notes: str | None = None
+    reference: str | None = None
+    agency_responsible: str | None = None
+    expected_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def request_entry(view: RequestView, council: Council) -> dict[str, Any]:
+    """A service request in the spec's field order. No contact details: the resident's stay with intake."""
+    event = view.event
+    place = event.get("place") or {}
+    point = place.get("point") or {}
+    category = council.categories.get(event["category"])
+    attachments = event.get("attachments") or []
+    return {
+        "service_request_id": str(view.report_id),
+        "status": view.status or "open",
+        "status_notes": view.status_notes,
+        "service_name": category.name if category else event["category"],
+        "service_code": event["category"],
+        "description": event.get("description") or None,
+        "agency_responsible": view.agency_responsible,
+        "service_notice": f"Case {view.reference}" if view.reference else None,
+        "requested_datetime": _w3c(datetime.fromisoformat(event["received_at"])),
+        "updated_datetime": _w3c(view.updated_at or view.accepted_at),
+        "expected_datetime": _w3c(view.expected_at) if view.expected_at else None,
+        "address": place.get("address"),
+        "address_id": place.get("uprn"),
+        "zipcode": place.get("postcode"),
+        "lat": point.get("lat"),
+        "long": point.get("lon"),
+        "media_url": attachments[0] if attachments else None,
+    }
+
+
+def _w3c(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def errors(code: int, reasons: Sequence[str]) -> list[dict[str, Any]]:
+    """The spec's error list: one {code, description} per reason."""
+    return [{"code": code, "description": reason} for reason in reasons]

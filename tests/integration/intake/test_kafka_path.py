@@ -1,0 +1,85 @@
+"""Contact-centre events over the real broker: accepted ones become ReportReceived, bad ones land in
+reports.rejected.v1 with the original bytes, every reason and their provenance, and the consumer goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import pytest
+
+from caseway_intake.normalise import report_id_for
+
+pytestmark = pytest.mark.infra
+
+
+async def test_bad_events_are_rejected_with_reasons_and_the_consumer_keeps_going(intake, topics, db):
+    run = uuid.uuid4().hex[:8]
+    good_before = topics.report_event(f"good-a-{run}")
+    not_json = b"\xff\xfe this is not json " + run.encode()
+    invalid = topics.as_bytes(
+        topics.report_event(
+            f"bad-{run}",
+            channel="pigeon",
+            location={"lat": 123, "lon": -2.9},
+            description="x" * 4001,
+            received_at="yesterday",
+        )
+    )
+    nul = topics.as_bytes(topics.report_event(f"nul-{run}", description="before\u0000after"))
+    good_after = topics.report_event(f"good-b-{run}", category=None, category_text="rats in the alley")
+    await topics.produce(
+        "contact-centre.reports.v1",
+        [topics.as_bytes(good_before), not_json, invalid, nul, topics.as_bytes(good_after)],
+        key=run.encode(),
+    )
+
+    wanted = {str(report_id_for("liverpool-direct", f"good-{x}-{run}")) for x in "ab"}
+    received = await topics.read(
+        "reports.received.v1", want=lambda rs: wanted <= set(topics.received_ids(rs))
+    )
+    assert wanted <= set(topics.received_ids(received))
+    after = next(
+        json.loads(r.value)
+        for r in received
+        if json.loads(r.value)["report_id"] == str(report_id_for("liverpool-direct", f"good-b-{run}"))
+    )
+    assert after["category"] == "pests"
+
+    def ours(records):
+        return [r for r in records if r.key and run.encode() in r.key]
+
+    rejected = await topics.read("reports.rejected.v1", want=lambda rs: len(ours(rs)) >= 3)
+    mine = ours(rejected)
+    assert len(mine) == 3
+    payloads = [json.loads(r.value) for r in mine]
+    by_original = {}
+    for payload in payloads:
+        original = payload["original"]
+        data = original["data"]
+        raw = base64.b64decode(data) if original["encoding"] == "base64" else data.encode()
+        by_original[raw] = payload
+    assert set(by_original) == {not_json, invalid, nul}
+
+    for payload in payloads:
+        source = payload["source"]
+        assert source["topic"] == topics.name("contact-centre.reports.v1")
+        assert isinstance(source["partition"], int)
+        assert isinstance(source["offset"], int)
+    assert by_original[invalid]["source"]["source_system"] == "liverpool-direct"
+    fields = {reason.split(":")[0] for reason in by_original[invalid]["reasons"]}
+    assert {"channel", "location.lat", "description", "received_at"} <= fields
+    assert by_original[not_json]["reasons"][0].startswith("body: not valid UTF-8 JSON")
+    assert by_original[nul]["reasons"] == ["description: contains a NUL character"]
+
+    # The headers say the same for operators who filter without parsing.
+    headers = {name: value.decode() for name, value in mine[0].headers}
+    assert headers["event-type"] == "ReportRejected"
+    assert "original-offset" in headers
+
+    count = await db.fetchval(
+        "SELECT count(*) FROM intake.reports WHERE source_id LIKE $1", f"%-{run}"
+    )
+    assert count == 2

@@ -97,6 +97,16 @@ class Council(BaseModel):
     holidays_country: str = "GB"
     holidays_subdivision: str | None = "ENG"
     boundary_flag_metres: float = 25
+    # Duplicate detection (see caseway_router.duplicates): a report joins the best case scoring at least
+    # the link threshold; between the review and link thresholds its new case is flagged for a person.
+    duplicate_link_threshold: float = Field(default=0.03, gt=0, le=1)
+    duplicate_review_threshold: float = Field(default=0.005, ge=0, le=1)
+    duplicate_location_sigma_m: float = Field(
+        default=15, gt=0, description="Expected location error of a reported point, metres per axis."
+    )
+    duplicate_closed_window_hours: float = Field(
+        default=72, ge=0, description="How long after closing a case may still take new reports."
+    )
     departments: dict[str, str]
     categories: dict[str, Category]
     neighbourhoods: dict[str, tuple[str, ...]] = Field(description="neighbourhood -> ward names")

@@ -1,0 +1,254 @@
+"""Is a new report another report of a problem that already has a case? (pure: plain data in, a decision out)
+
+`score(report, candidate, rules, now=...)` says how likely one candidate case is the same problem, in [0, 1];
+`decide(report, candidates, rules, now=...)` picks the best candidate and answers `Link` (join it),
+`PossibleDuplicate` (open a new case, but a person should look) or `NewCase`.
+
+The score is a product of agreement factors, each in (0, 1]:
+
+- **place**: the chance that two reports of one spot lie at least this far apart, given that each point
+  carries a location error of `location_sigma_m` per axis (phones' GPS). A case's point is the mean of its
+  reports' points, so its own error shrinks as reports join: the expected spread is
+  sigma^2 * (1 + 1/n) per axis, and the factor is exp(-d^2 / (2 * spread)) (a chi-square with two degrees of
+  freedom). Beyond `radius_m` a case is never a candidate.
+- **address**: the same normalised address is strong evidence, and two different addresses strong evidence
+  against (the place factor then counts for little: geocoded addresses share points).
+- **time**: full agreement within the first part of the window, fading towards its end; a closed case fades
+  faster (a new report after closing is more often a recurrence).
+- **category**: the same category agrees fully; another category of the same family partly.
+- **detail** (the sub-category, e.g. NYC's descriptor or the resident's own category text) and **place type**
+  (land or location type): agreement when both are known, a penalty when they differ.
+- **text**: token-set similarity of the descriptions (rapidfuzz), where both have one.
+
+Factors for facts that are missing are neutral, so a report with less information is judged on what it has.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rapidfuzz import fuzz
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+    from uuid import UUID
+
+_EARTH_RADIUS_M = 6_371_008.8
+_WORDS = re.compile(r"[a-z0-9]+")
+# Spelling variants that make one address look like two ("19 BEDFORD ST" and "19 BEDFORD STREET").
+_ADDRESS_WORDS = {
+    "st": "street",
+    "rd": "road",
+    "ave": "avenue",
+    "av": "avenue",
+    "ln": "lane",
+    "dr": "drive",
+    "pl": "place",
+    "ct": "court",
+    "blvd": "boulevard",
+    "pkwy": "parkway",
+    "sq": "square",
+    "cres": "crescent",
+    "tce": "terrace",
+    "e": "east",
+    "w": "west",
+    "n": "north",
+    "s": "south",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateRules:
+    """How duplicates are found for one category (from the council's configuration)."""
+
+    radius_m: float
+    window_hours: float
+    link_threshold: float = 0.03
+    review_threshold: float = 0.005
+    location_sigma_m: float = 15.0
+    closed_window_hours: float = 72.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """What the detector knows about a new report."""
+
+    category: str
+    family: str
+    received_at: datetime
+    lat: float | None = None
+    lon: float | None = None
+    address: str | None = None
+    detail: str | None = None
+    place_type: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateCase:
+    """An open (or recently closed) case that the new report might belong to."""
+
+    case_id: UUID
+    reference: str
+    category: str
+    family: str
+    lat: float | None
+    lon: float | None
+    reports_count: int
+    last_report_at: datetime
+    address: str | None = None
+    detail: str | None = None
+    place_type: str | None = None
+    text: str | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Join `case`: the report is another report of the same problem."""
+
+    case: CandidateCase
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class PossibleDuplicate:
+    """Open a new case, flagged so a person compares it with `case`."""
+
+    case: CandidateCase
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewCase:
+    """Open a new case: no candidate is close enough (`best` is the best score seen, 0 without candidates)."""
+
+    best: float = 0.0
+
+
+Decision = Link | PossibleDuplicate | NewCase
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def normalise_address(address: str | None) -> str | None:
+    """Lower case, words only, common abbreviations spelled out; None when nothing is left."""
+    if not address:
+        return None
+    words = [_ADDRESS_WORDS.get(word, word) for word in _WORDS.findall(address.lower())]
+    return " ".join(words) or None
+
+
+def _same(a: str | None, b: str | None, *, differ: float) -> float:
+    if not a or not b:
+        return 1.0
+    return 1.0 if a.strip().lower() == b.strip().lower() else differ
+
+
+def _place_factor(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules) -> float:
+    mine, theirs = normalise_address(report.address), normalise_address(candidate.address)
+    same_address = mine is not None and mine == theirs
+    if (
+        report.lat is not None
+        and report.lon is not None
+        and candidate.lat is not None
+        and candidate.lon is not None
+    ):
+        d = distance_m(report.lat, report.lon, candidate.lat, candidate.lon)
+        if d > rules.radius_m and not same_address:
+            return 0.0
+        spread = rules.location_sigma_m**2 * (1 + 1 / max(1, candidate.reports_count))
+        place = math.exp(-(d * d) / (2 * spread))
+    elif same_address:
+        place = 1.0
+    else:
+        # Without two points and without a shared address there is nothing to say they are one place.
+        return 0.0
+    if same_address:
+        return max(place, 0.95)
+    if mine is not None and theirs is not None:
+        # Two different addresses at one geocoded point are usually two doors of one street.
+        return place * 0.02
+    return place
+
+
+def _time_factor(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules) -> float:
+    age_hours = (report.received_at - candidate.last_report_at).total_seconds() / 3600
+    window = rules.window_hours
+    closed = 1.0
+    if candidate.closed_at is not None:
+        window = min(window, rules.closed_window_hours)
+        age_hours = (report.received_at - candidate.closed_at).total_seconds() / 3600
+        closed = 0.8  # after closing, a new report is more often a recurrence than the same problem
+    if window <= 0 or age_hours > window:
+        return 0.0
+    # Reports close in time are the strongest sign; over the window's second half it fades to 0.5.
+    fading = 1.0 if age_hours <= window / 2 else 1.0 - (age_hours - window / 2) / window
+    return fading * closed
+
+
+def score(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules, *, now: datetime) -> float:
+    """How likely `candidate` is the same problem as `report`, in [0, 1]; 0 when it cannot be.
+
+    Times are the report's own (`received_at`), not `now`, so replaying old reports gives the same
+    answers; `now` is kept in the signature for rules that will need the clock.
+    """
+    del now
+    if report.family != candidate.family:
+        return 0.0
+    place = _place_factor(report, candidate, rules)
+    if place <= 0:
+        return 0.0
+    time = _time_factor(report, candidate, rules)
+    if time <= 0:
+        return 0.0
+    category = 1.0 if report.category == candidate.category else 0.6
+    detail = _same(report.detail, candidate.detail, differ=0.7)
+    place_type = _same(report.place_type, candidate.place_type, differ=0.5)
+    text = 1.0
+    if report.text and candidate.text:
+        text = 0.6 + 0.4 * fuzz.token_set_ratio(report.text.lower(), candidate.text.lower()) / 100
+    return place * time * category * detail * place_type * text
+
+
+def decide(
+    report: ReportFacts, candidates: Iterable[CandidateCase], rules: DuplicateRules, *, now: datetime
+) -> Decision:
+    """Link to the best candidate when its score reaches `link_threshold`; in the band down to
+    `review_threshold`, open a new case flagged as a possible duplicate of it; below, a new case.
+
+    Among candidates that could be the one, the best is the highest score weighted by the case's reports:
+    a problem many residents already reported is likelier to be reported again than a neighbour reported
+    once (the "rich get richer" prior of clustering). Ties go to the older reference, so replicas and
+    replays agree.
+    """
+    best: CandidateCase | None = None
+    best_score = 0.0
+    best_key = (0.0, "")
+    for candidate in candidates:
+        value = score(report, candidate, rules, now=now)
+        if value <= 0:
+            continue
+        key = (value * max(1, candidate.reports_count), _reverse(candidate.reference))
+        if key > best_key:
+            best, best_score, best_key = candidate, value, key
+    if best is not None and best_score >= rules.link_threshold:
+        return Link(case=best, score=best_score)
+    if best is not None and best_score >= rules.review_threshold:
+        return PossibleDuplicate(case=best, score=best_score)
+    return NewCase(best=best_score)
+
+
+def _reverse(reference: str) -> str:
+    # Inverts the order of references of one length (LV-2026-000123): the older sorts as the larger.
+    return "".join(chr(0x10FFFF - ord(c)) for c in reference)

@@ -81,7 +81,9 @@ class Topics:
         finally:
             await producer.stop()
 
-    async def read(self, topic: str, *, want: Callable[[list[Any]], bool], timeout: float = 30.0) -> list[Any]:
+    async def read(
+        self, topic: str, *, want: Callable[[list[Any]], bool], timeout: float = 30.0
+    ) -> list[Any]:
         """Every record of `topic` from the start, read until `want(records)` holds or `timeout` passes."""
         consumer = AIOKafkaConsumer(
             self.name(topic),
@@ -101,7 +103,6 @@ class Topics:
             return records
         finally:
             await consumer.stop()
-
 
     @staticmethod
     def report_event(source_id: str, **overrides: Any) -> dict[str, Any]:

@@ -79,7 +79,5 @@ async def test_bad_events_are_rejected_with_reasons_and_the_consumer_keeps_going
     assert headers["event-type"] == "ReportRejected"
     assert "original-offset" in headers
 
-    count = await db.fetchval(
-        "SELECT count(*) FROM intake.reports WHERE source_id LIKE $1", f"%-{run}"
-    )
+    count = await db.fetchval("SELECT count(*) FROM intake.reports WHERE source_id LIKE $1", f"%-{run}")
     assert count == 2

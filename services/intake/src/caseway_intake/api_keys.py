@@ -17,6 +17,7 @@ from caseway_intake.store import api_key_name, insert_api_key
 if TYPE_CHECKING:
     import asyncpg
 
+MAX_KEY_LENGTH = 256
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
@@ -49,7 +50,7 @@ class ApiKeys:
 
     async def name_of(self, key: str | None) -> str | None:
         """The name the key was registered under, or None for a missing, unknown or revoked key."""
-        if not key or len(key) > 256:
+        if not key or len(key) > MAX_KEY_LENGTH:
             return None
         digest = key_digest(key)
         now = time.monotonic()

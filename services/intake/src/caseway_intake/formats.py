@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Literal
 from xml.etree import ElementTree as ET
 
 Format = Literal["json", "xml"]
@@ -19,7 +19,7 @@ _ITEM = {
 MEDIA_TYPES: dict[str, str] = {"json": "application/json", "xml": "text/xml; charset=utf-8"}
 
 
-def render(fmt: Format, root: str, data: Any) -> bytes:
+def render(fmt: Format, root: str, data: object) -> bytes:
     """`data` as the spec prints it: JSON as it is, XML under `root` (lists as repeated singular items)."""
     if fmt == "json":
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
@@ -27,7 +27,7 @@ def render(fmt: Format, root: str, data: Any) -> bytes:
     return b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(element, encoding="unicode").encode()
 
 
-def _element(name: str, value: Any) -> ET.Element:
+def _element(name: str, value: object) -> ET.Element:
     element = ET.Element(name)
     if isinstance(value, list):
         item = _ITEM.get(name, "item")

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 SOURCE_SYSTEM = "open311"
 MAX_FIELDS = 100
 MAX_VALUES_PER_FIELD = 50
+MAX_STRING = 500
+MAX_TEXT = 4000
+MAX_NUMBER_CHARS = 32
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]{1,64})\](\[\])?$")
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _PHONE = r"^\+?[0-9 ()-]{6,31}$"
@@ -93,9 +96,34 @@ def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council)
 
     Empty values count as absent, as HTML forms send them. Reasons name the field, never echo its value.
     """
-    reasons: list[str] = []
     if len(fields) > MAX_FIELDS:
         return Invalid((f"body: more than {MAX_FIELDS} fields",))
+    single, answers, reasons = _split_fields(fields)
+    form: ServiceRequestForm | None = None
+    try:
+        form = ServiceRequestForm.model_validate(single)
+    except ValidationError as error:
+        reasons.extend(describe_errors(error))
+    code = single.get("service_code")
+    category = council.categories.get(code) if code else None
+    if code and category is None:
+        reasons.append("service_code: not a service of this server (see GET services)")
+    attributes = _attribute_answers(category, answers, reasons) if category else {}
+    # Judged on what was sent, so these reasons come with the others even when a value is invalid.
+    if ("lat" in single) != ("long" in single):
+        reasons.append("lat, long: give both or neither")
+    elif not any(name in single for name in ("lat", "address_string", "address_id")):
+        reasons.append("location: give lat and long, address_string or address_id")
+    if reasons or form is None or category is None:
+        return Invalid(tuple(reasons))
+    return ServiceRequest(form=form, category=category, attributes=attributes)
+
+
+def _split_fields(
+    fields: Mapping[str, Sequence[str]],
+) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
+    """The single-valued fields, the attribute answers, and what is wrong with the fields as text."""
+    reasons: list[str] = []
     single: dict[str, str] = {}
     answers: dict[str, list[str]] = {}
     for name, values in fields.items():
@@ -108,28 +136,9 @@ def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council)
         elif name in SINGLE_FIELDS:
             if len(present) > 1:
                 reasons.append(f"{name}: given more than once")
-            elif present:
+            if present:
                 single[name] = present[0]
-    if reasons:
-        return Invalid(tuple(reasons))
-    form: ServiceRequestForm | None = None
-    try:
-        form = ServiceRequestForm.model_validate(single)
-    except ValidationError as error:
-        reasons.extend(describe_errors(error))
-    code = single.get("service_code")
-    category = council.categories.get(code) if code else None
-    if code and category is None:
-        reasons.append("service_code: not a service of this server (see GET services)")
-    attributes = _attribute_answers(category, answers, reasons) if category else {}
-    if form is not None:
-        if (form.lat is None) != (form.long is None):
-            reasons.append("lat, long: give both or neither")
-        if form.lat is None and not form.address_string and not form.address_id:
-            reasons.append("location: give lat and long, address_string or address_id")
-    if reasons or form is None or category is None:
-        return Invalid(tuple(reasons))
-    return ServiceRequest(form=form, category=category, attributes=attributes)
+    return single, answers, reasons
 
 
 def _attribute_answers(
@@ -156,7 +165,7 @@ def _attribute_answers(
     return result
 
 
-def _attribute_problem(attribute: ServiceAttribute, values: Sequence[str]) -> str | None:
+def _attribute_problem(attribute: ServiceAttribute, values: Sequence[str]) -> str | None:  # noqa: PLR0911 - one answer per datatype
     if attribute.datatype != "multivaluelist" and len(values) > 1:
         return "one value expected"
     value = values[0]
@@ -166,7 +175,11 @@ def _attribute_problem(attribute: ServiceAttribute, values: Sequence[str]) -> st
                 number = float(value)
             except ValueError:
                 return "must be a number"
-            return None if math.isfinite(number) and len(value) <= 32 else "must be a finite number"
+            return (
+                None
+                if math.isfinite(number) and len(value) <= MAX_NUMBER_CHARS
+                else "must be a finite number"
+            )
         case "datetime":
             try:
                 datetime.fromisoformat(value)
@@ -176,9 +189,9 @@ def _attribute_problem(attribute: ServiceAttribute, values: Sequence[str]) -> st
         case "singlevaluelist" | "multivaluelist":
             return None if all(v in attribute.values for v in values) else "not one of the listed values"
         case "text":
-            return None if len(value) <= 4000 else "at most 4000 characters"
+            return None if len(value) <= MAX_TEXT else f"at most {MAX_TEXT} characters"
         case _:
-            return None if len(value) <= 500 else "at most 500 characters"
+            return None if len(value) <= MAX_STRING else f"at most {MAX_STRING} characters"
 
 
 def accept_service_request(

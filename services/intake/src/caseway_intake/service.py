@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-
 from pydantic import ValidationError
 
 from caseway_intake.api_keys import ApiKeys
@@ -29,9 +28,8 @@ if TYPE_CHECKING:
 
     import asyncpg
 
-    from caseway_shared.db import DbConnection
-
     from caseway_shared.council import Council
+    from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record
     from caseway_shared.runtime import ServiceRuntime
 
@@ -170,7 +168,9 @@ class IntakeService:
                 # Keyed by source id where it could be read, else by the record's own key, so that an
                 # operator finds a rejection by what the upstream system calls it.
                 key = parsed.source_id or (record.key.decode("utf-8", "replace") if record.key else None)
-                rejected.append(Rejection(reasons=parsed.reasons, original=record.value, source=source, key=key))
+                rejected.append(
+                    Rejection(reasons=parsed.reasons, original=record.value, source=source, key=key)
+                )
             else:
                 accepted.append(normalise(parsed, self._council, now=now))
         await self.accept(accepted)

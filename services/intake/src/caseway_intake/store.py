@@ -70,11 +70,17 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
 
 
 async def token_of(connection: DbConnection, report_id: UUID) -> str | None:
-    return await connection.fetchval("SELECT token FROM intake.tokens WHERE report_id = $1", report_id)
+    token: str | None = await connection.fetchval(
+        "SELECT token FROM intake.tokens WHERE report_id = $1", report_id
+    )
+    return token
 
 
 async def report_of_token(connection: DbConnection, token: str) -> UUID | None:
-    return await connection.fetchval("SELECT report_id FROM intake.tokens WHERE token = $1", token)
+    report_id: UUID | None = await connection.fetchval(
+        "SELECT report_id FROM intake.tokens WHERE token = $1", token
+    )
+    return report_id
 
 
 async def insert_api_key(connection: DbConnection, *, name: str, key_hash: bytes) -> bool:
@@ -89,9 +95,10 @@ async def insert_api_key(connection: DbConnection, *, name: str, key_hash: bytes
 
 async def api_key_name(connection: DbConnection, key_hash: bytes) -> str | None:
     """The name of the live key with this digest, if any."""
-    return await connection.fetchval(
+    name: str | None = await connection.fetchval(
         "SELECT name FROM intake.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
+    return name
 
 
 async def revoke_api_key(connection: DbConnection, name: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 MAX_EVENT_BYTES = 64 * 1024
+MAX_ID_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def text_problems(where: str, values: Iterable[str]) -> list[str]:
     return reasons
 
 
-def document_text_problems(document: Any, where: str = "") -> list[str]:
+def document_text_problems(document: object, where: str = "") -> list[str]:
     """`text_problems` for every key and string of a parsed JSON document, by path."""
     if isinstance(document, str):
         return text_problems(where or "body", (document,))
@@ -98,6 +99,6 @@ def parse_contact_centre_event(value: bytes) -> ContactCentreReport | Invalid:
 def _printable(ids: dict[str, str | None]) -> dict[str, str | None]:
     # The ids travel in headers and keys of the rejection: only short, well-formed text is kept.
     return {
-        name: value if value and len(value) <= 128 and not text_problems(name, (value,)) else None
+        name: value if value and len(value) <= MAX_ID_LENGTH and not text_problems(name, (value,)) else None
         for name, value in ids.items()
     }

@@ -8,59 +8,75 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, urlsplit
 
 import asyncpg
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import make_url
 
 from caseway_ops.errors import StackError
+from caseway_ops.stack_config import StackConfig
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from alembic.config import Config
+
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# alembic's `context` and `op` are process-wide proxies, so two upgrades in one process (threads) would
+# trample each other: one at a time here, and across processes the advisory lock in env.py.
+_UPGRADE_LOCK = threading.Lock()
 
 
 def _deploy_dir() -> Path:
-    from caseway_ops.stack_config import StackConfig  # noqa: PLC0415 - reads the environment; only here
-
     return StackConfig.from_env().deploy_dir
+
+
+def _split(database_url: str) -> SplitResult:
+    parts = urlsplit(database_url)
+    if parts.scheme.split("+", 1)[0] not in {"postgresql", "postgres"}:
+        raise StackError(f"not a PostgreSQL URL: {redact(database_url)}")
+    return parts
 
 
 def sqlalchemy_url(database_url: str) -> str:
     """The URL with SQLAlchemy's asyncpg driver named (``postgresql+asyncpg://``)."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        raise StackError(f"not a PostgreSQL URL: {redact(database_url)}")
-    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    return _split(database_url)._replace(scheme="postgresql+asyncpg").geturl()
 
 
 def asyncpg_dsn(database_url: str) -> str:
     """The URL as asyncpg takes it (``postgresql://``)."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        raise StackError(f"not a PostgreSQL URL: {redact(database_url)}")
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return _split(database_url)._replace(scheme="postgresql").geturl()
 
 
 def with_database(database_url: str, name: str) -> str:
-    """The same server and credentials, another database."""
-    return make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    """The same server, credentials and options, another database."""
+    return _split(database_url)._replace(path=f"/{name}").geturl()
+
+
+def host_and_port(database_url: str, default_port: int = 5432) -> tuple[str, int]:
+    parts = _split(database_url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
 def redact(database_url: str) -> str:
     """The URL with its password hidden, for messages and logs."""
     try:
-        return make_url(database_url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as nothing rather than leaked
+        parts = urlsplit(database_url)
+    except ValueError:
         return "<unparsable database URL>"
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return database_url
+    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostinfo}").geturl()
 
 
 def alembic_config(database_url: str, *, migrations_dir: Path | None = None) -> Config:
     """An alembic Config built in code: the scripts in ``deploy/migrations``, the URL passed through
     ``attributes`` (never through the ini parser, which would read ``%`` in a password)."""
+    # alembic and SQLAlchemy take a second to import: only migrations pay for them, not every command.
+    from alembic.config import Config  # noqa: PLC0415
+
     scripts = migrations_dir or _deploy_dir() / "migrations"
     config = Config()
     config.set_main_option("script_location", str(scripts))
@@ -73,8 +89,11 @@ def alembic_config(database_url: str, *, migrations_dir: Path | None = None) -> 
 def migrate(database_url: str, revision: str = "head") -> None:
     """``alembic upgrade <revision>`` on ``database_url``. Blocking; safe to call while an event loop
     runs (the migration then runs its own loop in a helper thread), and safe to run concurrently on the
-    same database (an advisory lock serialises the upgrades)."""
-    command.upgrade(alembic_config(database_url), revision)
+    same database (an advisory lock serialises the upgrades; within one process they run one at a time)."""
+    from alembic import command  # noqa: PLC0415 - see alembic_config
+
+    with _UPGRADE_LOCK:
+        command.upgrade(alembic_config(database_url), revision)
 
 
 async def current_revision(database_url: str) -> str | None:

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from caseway_ops.errors import StackError
 from caseway_ops.processes import (
     command_line,
+    describe_error,
     find_executable,
     is_alive,
     port_is_open,
@@ -322,7 +323,7 @@ async def probe(bootstrap_servers: str, *, time_limit: float = 5.0) -> Probe:
             cluster = await admin.describe_cluster()
             await admin.find_coordinator(_READINESS_GROUP)
     except Exception as exc:  # any failure means "not ready yet", reported as such
-        return Probe(ready=False, detail=f"{type(exc).__name__}: {exc}".rstrip(": "))
+        return Probe(ready=False, detail=describe_error(exc))
     finally:
         await admin.close()
     brokers = len(cluster.get("brokers", []))
@@ -342,10 +343,10 @@ async def wait_ready(
     while time.monotonic() < deadline:
         if pid is not None and config is not None and not is_alive(pid):
             config.kafka_pid_file.unlink(missing_ok=True)
+            out, log = config.logs_dir / "kafka.out", config.logs_dir / "kafka.log"
             raise StackError(
-                f"the Kafka broker (pid {pid}) exited while starting; see {config.logs_dir}/kafka.log and "
-                f"kafka.out:\n{tail(config.logs_dir / 'kafka.out', 10)}\n"
-                f"{tail(config.logs_dir / 'kafka.log', 15)}"
+                f"the Kafka broker (pid {pid}) exited while starting; its output ({out}):\n"
+                f"{tail(out, 15, after='--- ')}\nthe end of {log}:\n{tail(log, 8)}"
             )
         last = await probe(bootstrap_servers, time_limit=min(5.0, max(0.5, deadline - time.monotonic())))
         if last.ready:

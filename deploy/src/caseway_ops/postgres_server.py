@@ -24,6 +24,7 @@ from caseway_ops.database import asyncpg_dsn
 from caseway_ops.errors import StackError
 from caseway_ops.processes import (
     command_line,
+    describe_error,
     find_executable,
     is_alive,
     port_is_open,
@@ -329,12 +330,12 @@ async def probe(database_url: str, *, time_limit: float = 5.0) -> Probe:
     try:
         conn = await asyncpg.connect(asyncpg_dsn(database_url), timeout=time_limit)
     except Exception as exc:  # any failure means "not ready yet", reported as such
-        return Probe(ready=False, detail=f"{type(exc).__name__}: {exc}")
+        return Probe(ready=False, detail=describe_error(exc))
     try:
         version = await conn.fetchval("SHOW server_version")
         await conn.fetchval("SELECT 1")
     except Exception as exc:  # the server went away between connect and query
-        return Probe(ready=False, detail=f"{type(exc).__name__}: {exc}")
+        return Probe(ready=False, detail=describe_error(exc))
     finally:
         await conn.close()
     return Probe(ready=True, detail=f"PostgreSQL {version}")

@@ -167,7 +167,7 @@ def port_owner(port: int) -> str | None:
     if match is None:
         return None
     pid = int(match["pid"])
-    return f"pid {pid} ({command_line(pid)[:160] or match['name']})"
+    return f"pid {pid} ({' '.join(command_line(pid).split())[:160] or match['name']})"
 
 
 @contextlib.asynccontextmanager
@@ -182,10 +182,21 @@ async def file_lock(path: Path) -> AsyncIterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of a log file, for error messages."""
+def describe_error(exc: BaseException) -> str:
+    """``Type: message``, or just ``Type`` when the message is empty (as for most TimeoutErrors)."""
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def tail(path: Path, lines: int = 20, *, after: str | None = None, width: int = 300) -> str:
+    """The last ``lines`` lines of a log file, for error messages: only those after the last line that
+    starts with ``after`` if given, each cut to ``width`` characters."""
     try:
         content = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return f"(no log at {path})"
-    return "\n".join(content[-lines:])
+    if after is not None:
+        starts = [i for i, line in enumerate(content) if line.startswith(after)]
+        if starts:
+            content = content[starts[-1] + 1 :]
+    return "\n".join(line if len(line) <= width else line[:width] + " …" for line in content[-lines:])

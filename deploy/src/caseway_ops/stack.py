@@ -17,10 +17,15 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import make_url
-
 from caseway_ops import kafka_broker, postgres_server
-from caseway_ops.database import create_database, current_revision, drop_database, migrate, redact
+from caseway_ops.database import (
+    create_database,
+    current_revision,
+    drop_database,
+    host_and_port,
+    migrate,
+    redact,
+)
 from caseway_ops.errors import StackError
 from caseway_ops.kafka_topics import TopicsReport, create_topics, existing_topics
 from caseway_ops.processes import file_lock, port_is_open
@@ -50,7 +55,7 @@ __all__ = [
     "stop_stack",
 ]
 
-EXTERNAL_READY_TIMEOUT = 60.0
+EXTERNAL_READY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +192,19 @@ async def ensure_stack(
     steps = Steps(reporter)
     started: list[str] = []
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    async with file_lock(config.lock_file):
-        await _concurrently(_ensure_kafka(config, steps, started), _ensure_postgres(config, steps, started))
-        work: list[Coroutine[Any, Any, Any]] = [_create_topics(config, steps, topic_prefix)]
+
+    async def kafka() -> TopicsReport:
+        await _ensure_kafka(config, steps, started)
+        return await _create_topics(config, steps, topic_prefix)
+
+    async def postgres() -> None:
+        await _ensure_postgres(config, steps, started)
         if migrate_database:
-            work.append(_migrate(config, steps))
-        topics = (await _concurrently(*work))[0]
+            await _migrate(config, steps)
+
+    # The two servers are independent: each is started, awaited and prepared on its own, side by side.
+    async with file_lock(config.lock_file):
+        topics, _ = await _concurrently(kafka(), postgres())
     return StackInfo(
         bootstrap_servers=config.bootstrap_servers,
         database_url=config.database_url,
@@ -288,8 +300,7 @@ async def _kafka_status(config: StackConfig) -> ComponentStatus:
 
 async def _postgres_status(config: StackConfig) -> ComponentStatus:
     pid = postgres_server.running_pid(config) if config.manages_postgres else None
-    url = make_url(config.database_url)
-    host, port = url.host or config.host, url.port or config.postgres_port
+    host, port = host_and_port(config.database_url, config.postgres_port)
     listening = port_is_open(host, port)
     if listening:
         probe = await postgres_server.probe(config.database_url, time_limit=3.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class Steps:
         began = time.monotonic()
         try:
             yield current
+        except asyncio.CancelledError:
+            current.detail = "cancelled (another step failed)"
+            raise
         except BaseException:
             current.detail = f"failed{': ' + current.detail if current.detail else ''}"
             raise

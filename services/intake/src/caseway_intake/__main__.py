@@ -56,7 +56,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(_add_key(settings, arguments.name)))
     if arguments.command == "revoke-api-key":
         sys.exit(asyncio.run(_revoke_key(settings, arguments.name)))
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    # No access log: request lines carry query strings, where Open311 clients may put an API key or a
+    # resident's details; /metrics counts the requests instead.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

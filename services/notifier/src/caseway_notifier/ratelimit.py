@@ -47,7 +47,8 @@ class TokenBucket:
     def try_acquire(self) -> bool:
         """Take a token if one is there."""
         self._refill()
-        if self._tokens >= 1:
+        # A hair under one counts as one: float sums of waits would otherwise never quite get there.
+        if self._tokens >= 1 - 1e-9:
             self._tokens -= 1
             return True
         return False

@@ -214,8 +214,8 @@ def running_pid(config: StackConfig) -> int | None:
         pid = int(first)
     except (OSError, ValueError, IndexError):
         return None
-    if not is_alive(pid) or "postgres" not in command_line(pid):
-        return None
+    if not is_alive(pid) or str(config.postgres_data_dir) not in command_line(pid):
+        return None  # a stale postmaster.pid whose pid now belongs to another process
     return pid
 
 

@@ -27,7 +27,7 @@ from caseway_ops.database import (
     redact,
 )
 from caseway_ops.errors import StackError
-from caseway_ops.kafka_topics import TopicsReport, create_topics, existing_topics
+from caseway_ops.kafka_topics import TopicsReport, create_topics, delete_topics, existing_topics
 from caseway_ops.processes import file_lock, port_is_open
 from caseway_ops.stack_config import StackConfig
 from caseway_ops.steps import StepReporter, Steps, StepTiming
@@ -48,6 +48,7 @@ __all__ = [
     "TopicsReport",
     "create_database",
     "create_topics",
+    "delete_topics",
     "drop_database",
     "ensure_stack",
     "migrate",

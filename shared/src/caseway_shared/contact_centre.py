@@ -20,9 +20,23 @@ class ReporterContact(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="Reporter contact")
 
-    name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()-]{6,31}$")
+    name: str | None = Field(
+        default=None, max_length=200, description="The resident's name.", examples=["A Resident"]
+    )
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="An email address to reach the resident.",
+        examples=["resident@example.net"],
+    )
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=r"^\+?[0-9 ()-]{6,31}$",
+        description="A phone number to reach the resident.",
+        examples=["0151 000 0000"],
+    )
 
 
 class ReportLocation(BaseModel):
@@ -32,14 +46,38 @@ class ReportLocation(BaseModel):
 
     lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84 latitude.")
     lon: float | None = Field(default=None, ge=-180, le=180, description="WGS84 longitude.")
-    address: str | None = Field(default=None, min_length=1, max_length=500)
-    postcode: str | None = Field(
-        default=None, max_length=10, pattern=r"^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}$"
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="The address or place as given.",
+        examples=["Back entry behind 12 Bold Street"],
     )
-    uprn: str | None = Field(default=None, pattern=r"^[0-9]{1,12}$")
-    usrn: str | None = Field(default=None, pattern=r"^[0-9]{1,8}$")
-    ward_code: str | None = Field(default=None, pattern=r"^E05[0-9]{6}$")
-    land_type: Literal["public", "housing", "carriageway", "park", "private"] | None = None
+    postcode: str | None = Field(
+        default=None,
+        max_length=10,
+        pattern=r"^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}$",
+        description="A UK postcode.",
+        examples=["L1 4DQ"],
+    )
+    uprn: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,12}$",
+        description="Unique Property Reference Number.",
+        examples=["38049876"],
+    )
+    usrn: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,8}$",
+        description="Unique Street Reference Number.",
+        examples=["11400123"],
+    )
+    ward_code: str | None = Field(
+        default=None, pattern=r"^E05[0-9]{6}$", description="ONS ward code, if known.", examples=["E05015277"]
+    )
+    land_type: Literal["public", "housing", "carriageway", "park", "private"] | None = Field(
+        default=None, description="What the land is, where the caller knew."
+    )
 
     @model_validator(mode="after")
     def _coordinates_in_pairs(self) -> ReportLocation:
@@ -76,18 +114,48 @@ class ContactCentreReport(BaseModel):
     )
 
     schema_version: Literal[1] = Field(default=1, description="The version of this schema.")
-    source_system: str = Field(min_length=1, max_length=64, pattern=_TEXT, description="Who published it.")
-    source_id: str = Field(min_length=1, max_length=128, pattern=_TEXT, description="Its id in that system.")
-    channel: Channel
+    source_system: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=_TEXT,
+        description="Who published it.",
+        examples=["liverpool-direct"],
+    )
+    source_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=_TEXT,
+        description="Its id in that system: the same (source_system, source_id) is accepted once.",
+        examples=["LD-2026-118273"],
+    )
+    channel: Channel = Field(
+        description="The channel the report came in by (see Channel).", examples=["phone"]
+    )
     received_at: AwareDatetime = Field(description="When the council received it, with a UTC offset.")
-    category: str | None = Field(default=None, max_length=64, description="A category code, if known.")
+    category: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A category code of the council's configuration (as GET /open311/v2/services lists), "
+        "if known; otherwise intake maps category_text, or sends the report to triage.",
+        examples=["fly-tipping"],
+    )
     category_text: str | None = Field(
         default=None, max_length=200, description="The caller's words for the problem, mapped by intake."
     )
-    location: ReportLocation
-    description: str = Field(min_length=1, max_length=4000)
-    attachments: list[HttpUrl] = Field(default_factory=list, max_length=10)
-    reporter: ReporterContact | None = None
+    location: ReportLocation = Field(description="Coordinates and/or what the caller said about the place.")
+    description: str = Field(
+        min_length=1, max_length=4000, description="The problem, in the resident's words."
+    )
+    attachments: list[HttpUrl] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Photos or documents, by URL.",
+        examples=[["https://example.org/photo.jpg"]],
+    )
+    reporter: ReporterContact | None = Field(
+        default=None,
+        description="How to reach the resident: kept by intake alone, never passed on or logged.",
+    )
 
     @model_validator(mode="after")
     def _some_category(self) -> ContactCentreReport:

@@ -36,6 +36,10 @@ def upgrade() -> None:
             lat            double precision,
             lon            double precision,
             address        text,
+            -- The normalised address (caseway_router.duplicates.normalise_address): found without a point.
+            address_key    text,
+            detail         text,
+            place_type     text,
             summary        text NOT NULL,
             description    text NOT NULL,
             lead_department text NOT NULL,
@@ -44,11 +48,16 @@ def upgrade() -> None:
             closed_at      timestamptz,
             last_report_at timestamptz NOT NULL,
             reports_count  integer NOT NULL DEFAULT 1,
+            -- How many of its reports had a point: the case's point is their mean.
+            points_count   integer NOT NULL DEFAULT 0,
             flags          text[] NOT NULL DEFAULT '{}'
         );
-        -- Candidate search for duplicates: open cases of a family near a point (earthdistance over cube).
-        CREATE INDEX cases_open_near ON router.cases USING gist (ll_to_earth(lat, lon))
-            WHERE status <> 'closed' AND lat IS NOT NULL;
+        -- Candidate search for duplicates: cases of a family near a point. earthdistance over cube (contrib,
+        -- in Debian's postgresql-contrib) rather than PostGIS: a radius search around a point is all the
+        -- router asks, the two extensions ship with every PostgreSQL, and a GiST index on ll_to_earth
+        -- answers earth_box containment. Closed cases stay indexed: recently closed ones are candidates.
+        CREATE INDEX cases_near ON router.cases USING gist (ll_to_earth(lat, lon)) WHERE lat IS NOT NULL;
+        CREATE INDEX cases_address ON router.cases (family, address_key) WHERE address_key IS NOT NULL;
         CREATE INDEX cases_family_time ON router.cases (family, last_report_at);
         CREATE INDEX cases_neighbourhood_status ON router.cases (neighbourhood, status);
 

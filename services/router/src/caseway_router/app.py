@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from caseway_router.places import PlaceFinder
+from caseway_router.places import PlaceFinder, load_postcode_hints
 from caseway_router.service import SERVICE, RouterService
 from caseway_router.settings import RouterSettings
 from caseway_shared.council import load_council
@@ -16,7 +16,8 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
     settings = settings or RouterSettings()
     council = load_council(settings.council_dir)
     runtime = ServiceRuntime(settings=settings, service=SERVICE, schema="router")
-    service = RouterService(runtime=runtime, council=council, places=PlaceFinder(council))
+    places = PlaceFinder(council, load_postcode_hints(settings.council_dir))
+    service = RouterService(runtime=runtime, council=council, places=places)
     runtime.subscribe(
         Topic.REPORTS_RECEIVED,
         service.handle_reports_batch,
@@ -25,4 +26,5 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
     )
     app = Starlette(routes=list(runtime.ops_routes()), lifespan=runtime.lifespan)
     app.state.runtime = runtime
+    app.state.router = service  # staff tools change case status through it (`RouterService.change_status`)
     return app

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 _NEW_YORK = ZoneInfo("America/New_York")
 _METRES_PER_DEGREE = 111_195.0
-DISTANCE_SWEEP_M = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 150, 250)
+DISTANCE_SWEEP_M: tuple[float, ...] = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 150, 250)
 # NYC's categories are not a council's: one rule for all of them, as a council would configure a category.
 NYC_RULES = DuplicateRules(radius_m=75, window_hours=168)
 

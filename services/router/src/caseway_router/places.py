@@ -8,7 +8,9 @@ they go to triage with the reason, never dropped.
 
 from __future__ import annotations
 
+import csv
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,9 @@ from shapely import STRtree
 from shapely.geometry import Point, shape
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
     from shapely.geometry.base import BaseGeometry
 
     from caseway_shared.council import Council
@@ -25,6 +30,32 @@ if TYPE_CHECKING:
 # Boundaries are projected once into a local equirectangular frame in metres around the council's centre:
 # over a city the distortion is far below the 25 m boundary margin, and every test becomes plain geometry.
 _EARTH_RADIUS_M = 6_371_008.8
+_POSTCODE_DISTRICT = re.compile(r"^([A-Z]{1,2}[0-9][0-9A-Z]?)")
+
+
+def load_postcode_hints(directory: Path) -> dict[str, tuple[str, ...]]:
+    """Postcode district -> ward codes, from the council's `wards*_centroids.csv` (an approximate hint).
+
+    Reads the column whose name starts with `approx_postcode_districts`; no file or no column gives {}.
+    """
+    found: dict[str, list[str]] = {}
+    for path in sorted(directory.glob("wards*_centroids.csv")):
+        with path.open(newline="", encoding="utf-8") as file:
+            for row in csv.DictReader(file):
+                column = next((key for key in row if key.startswith("approx_postcode_districts")), None)
+                if column is None:
+                    return {}
+                for district in (row[column] or "").split():
+                    found.setdefault(district.upper(), []).append(row["WD23CD"])
+    return {district: tuple(wards) for district, wards in found.items()}
+
+
+def postcode_district(postcode: str) -> str | None:
+    """The outward code of a UK postcode ("L17 8XY" -> "L17", "L178XY" -> "L17"); None if it is not one."""
+    compact = postcode.upper().replace(" ", "")
+    outward = compact[:-3] if len(compact) >= 5 else compact  # noqa: PLR2004 - the inward code is 3 long
+    match = _POSTCODE_DISTRICT.fullmatch(outward)
+    return match.group(1) if match else None
 
 
 class _LocalFrame:
@@ -48,6 +79,7 @@ class Placement:
     neighbourhood: str | None
     near_neighbourhoods: tuple[str, ...] = ()
     triage_reason: str | None = None
+    approximate: str | None = None
 
     @property
     def near_boundary(self) -> bool:
@@ -65,8 +97,9 @@ class _Ward:
 class PlaceFinder:
     """Finds wards and neighbourhoods for points and ward codes of one council."""
 
-    def __init__(self, council: Council) -> None:
+    def __init__(self, council: Council, postcode_hints: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self._boundary_m = council.boundary_flag_metres
+        self._postcode_hints = dict(postcode_hints or {})
         hood_of = council.neighbourhood_of_ward
         features = council.wards_geojson["features"]
         lats = [float(f["properties"]["centroid_lat"]) for f in features if "centroid_lat" in f["properties"]]
@@ -93,13 +126,43 @@ class PlaceFinder:
             if ward is not None:
                 return Placement(ward.code, ward.name, ward.neighbourhood)
             return Placement(None, None, None, triage_reason=f"ward {place.ward_code} is not in this council")
-        if place.address or place.postcode or place.uprn or place.usrn:
-            # No address gazetteer is configured yet, and postcode districts overlap wards many-to-many:
-            # a person in the triage queue places it rather than a guess.
+        if place.postcode:
+            return self._by_postcode(place.postcode)
+        if place.address or place.uprn or place.usrn:
+            # No address gazetteer is configured yet: a person in the triage queue places it.
             return Placement(
                 None, None, None, triage_reason="no coordinates: staff place it from the address"
             )
         return Placement(None, None, None, triage_reason="no location given")
+
+    def _by_postcode(self, postcode: str) -> Placement:
+        """A postcode district that lies in one ward places the report there (approximately); a district
+        spread over several wards, or outside the council, goes to triage with the reason."""
+        district = postcode_district(postcode)
+        if district is None:
+            return Placement(None, None, None, triage_reason=f"postcode {postcode!r} is not a UK postcode")
+        wards = [
+            self._by_code[code] for code in self._postcode_hints.get(district, ()) if code in self._by_code
+        ]
+        if not wards:
+            return Placement(
+                None, None, None, triage_reason=f"postcode district {district} is not in this council"
+            )
+        if len(wards) > 1:
+            names = ", ".join(sorted(ward.name for ward in wards))
+            return Placement(
+                None,
+                None,
+                None,
+                triage_reason=f"postcode district {district} spans {len(wards)} wards ({names})",
+            )
+        ward = wards[0]
+        return Placement(
+            ward.code,
+            ward.name,
+            ward.neighbourhood,
+            approximate=f"placed from postcode district {district} only",
+        )
 
     def locate_point(self, lat: float, lon: float) -> Placement:
         point = self._frame.point(lat, lon)

@@ -58,6 +58,8 @@ def decide_route(report: ReportReceived, placement: Placement, council: Council)
     flags: list[tuple[str, str]] = []
     if placement.triage_reason:
         flags.append(("needs-triage", placement.triage_reason))
+    if placement.approximate:
+        flags.append(("approximate-location", placement.approximate))
     if placement.near_boundary:
         near = ", ".join(placement.near_neighbourhoods)
         flags.append(("near-boundary", f"within {council.boundary_flag_metres:g} m of {near}"))

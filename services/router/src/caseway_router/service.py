@@ -1,20 +1,38 @@
 """The router's work for a batch of ReportReceived events: place, route, open or join a case, and queue
-the case events, all in one transaction per batch."""
+the case events, all in one transaction per batch.
+
+Concurrency across replicas: before it reads anything, a batch takes PostgreSQL advisory transaction locks
+on the map cells (per family) around each of its reports and on their addresses, in ascending order (see
+`areas`). A replica routing a report of the same problem at the same moment waits for the commit and then
+finds the case. Idempotency: the report id is the reports table's key, checked after the locks are held.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import ValidationError
 
 from caseway_router import store
+from caseway_router.areas import address_lock_key, area_lock_keys
+from caseway_router.casework import Joined, LiveCase, Opened, Prepared, plan_batch
+from caseway_router.duplicates import DuplicateRules, ReportFacts, normalise_address
 from caseway_router.routing import Route, decide_route
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
-from caseway_shared.events import CaseAssigned, CaseFlagged, CaseOpened, ReportReceived
+from caseway_shared.events import (
+    CaseAssigned,
+    CaseClosed,
+    CaseFlagged,
+    CaseOpened,
+    CaseStatusChanged,
+    ReportLinked,
+    ReportReceived,
+)
 from caseway_shared.outbox import OutboxMessage, enqueue
 from caseway_shared.topics import Topic
 
@@ -32,6 +50,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 SERVICE = "router"
 ACTOR = "caseway-router"
+CASE_STATUSES = ("open", "acknowledged", "in-progress", "closed")
 
 
 def parse_report(record: Record) -> ReportReceived:
@@ -44,38 +63,248 @@ def parse_report(record: Record) -> ReportReceived:
 
 
 class RouterService:
+    """Routes batches of reports (see the module docstring) and changes cases' status for staff."""
+
     def __init__(self, *, runtime: ServiceRuntime, council: Council, places: PlaceFinder) -> None:
         self._runtime = runtime
         self._council = council
         self._places = places
+        # Cells at least as large as the largest duplicate radius (see `areas`).
+        self._cell_m = max([category.duplicate_radius_m for category in council.categories.values()] + [1.0])
 
     async def handle_reports_batch(self, records: Sequence[Record]) -> None:
-        """The handler of reports.received.v1."""
-        reports = [(parse_report(record), record.headers.get(h.CORRELATION_ID)) for record in records]
+        """The handler of reports.received.v1: every report ends in a case, once, whatever redelivers."""
+        now = datetime.now(UTC)
+        unique: dict[uuid.UUID, Prepared] = {}
+        for record in records:
+            report = parse_report(record)
+            if report.report_id not in unique:
+                correlation_id = record.headers.get(h.CORRELATION_ID) or str(report.report_id)
+                unique[report.report_id] = self._prepare(report, correlation_id)
+        items = list(unique.values())
         queued = 0
         async with self._runtime.pool.acquire() as connection, connection.transaction():
-            done = await store.already_routed(connection, (report.report_id for report, _ in reports))
-            for report, correlation_id in reports:
-                if report.report_id in done:
-                    log.info("report_already_routed", report_id=str(report.report_id))
-                    continue
-                done.add(report.report_id)
-                queued += await self._open_case(connection, report, correlation_id or str(report.report_id))
+            # Locks first: a replica routing a report of the same problem waits here until this commits.
+            await store.lock_areas(connection, (key for item in items for key in self._lock_keys(item)))
+            done = await store.already_routed(connection, unique)
+            for report_id in done:
+                log.info("report_already_routed", report_id=str(report_id))
+            items = [item for item in items if item.report.report_id not in done]
+            queued = await self._route(connection, items, now=now)
         if queued:
             self._runtime.relay.wake()
 
-    async def _open_case(self, connection: DbConnection, report: ReportReceived, correlation_id: str) -> int:
-        now = datetime.now(UTC)
+    def _prepare(self, report: ReportReceived, correlation_id: str) -> Prepared:
         placement = self._places.locate(report.place)
         route = decide_route(report, placement, self._council)
-        case_id = uuid.uuid4()
-        reference = await store.next_reference(
-            connection, prefix=self._council.reference_prefix, year=report.received_at.year
-        )
+        category = self._council.categories[route.category]
         point = report.place.point
-        summary = _summary(self._council.categories[route.category].name, placement, report)
-        await store.insert_case(
-            connection,
+        return Prepared(
+            report=report,
+            correlation_id=correlation_id,
+            placement=placement,
+            route=route,
+            facts=ReportFacts(
+                category=route.category,
+                family=route.family,
+                received_at=report.received_at,
+                lat=point.lat if point else None,
+                lon=point.lon if point else None,
+                address=report.place.address,
+                detail=report.category_text,
+                place_type=report.place.land_type,
+                text=report.description,
+            ),
+            rules=DuplicateRules(
+                radius_m=category.duplicate_radius_m,
+                window_hours=category.duplicate_window_hours,
+                link_threshold=self._council.duplicate_link_threshold,
+                review_threshold=self._council.duplicate_review_threshold,
+                location_sigma_m=self._council.duplicate_location_sigma_m,
+                closed_window_hours=self._council.duplicate_closed_window_hours,
+            ),
+            address_key=normalise_address(report.place.address),
+        )
+
+    def _lock_keys(self, item: Prepared) -> list[int]:
+        facts = item.facts
+        keys = []
+        if facts.lat is not None and facts.lon is not None:
+            keys.extend(area_lock_keys(facts.family, facts.lat, facts.lon, cell_m=self._cell_m))
+        if item.address_key:
+            keys.append(address_lock_key(facts.family, item.address_key))
+        return keys
+
+    async def _route(self, connection: DbConnection, items: Sequence[Prepared], *, now: datetime) -> int:
+        """Decide and write a batch's cases; returns how many events were queued."""
+        if not items:
+            return 0
+        searchable = [item.rules.window_hours > 0 for item in items]
+        queries = [
+            store.CandidateQuery(
+                family=item.facts.family,
+                lat=item.facts.lat,
+                lon=item.facts.lon,
+                radius_m=item.rules.radius_m,
+                since=item.report.received_at - timedelta(hours=item.rules.window_hours),
+                address_key=item.address_key,
+            )
+            for item, search in zip(items, searchable, strict=True)
+            if search
+        ]
+        closed_since = now - timedelta(hours=self._council.duplicate_closed_window_hours)
+        found = iter(await store.find_candidates(connection, queries, closed_since=closed_since))
+        stored = [
+            [(c.candidate, c.points_count) for c in next(found)] if search else [] for search in searchable
+        ]
+        plan = plan_batch(
+            items, stored, new_case_id=[uuid.uuid4() for _ in items], cell_m=self._cell_m, now=now
+        )
+        numbers = await store.next_case_numbers(connection, len(plan.new_cases))
+        references = {
+            case.candidate.case_id: f"{self._council.reference_prefix}-{now.year}-{number:06d}"
+            for case, number in zip(plan.new_cases, numbers, strict=True)
+        }
+        writes = _Writes(references=references, now=now, service=self)
+        for outcome in plan.outcomes:
+            writes.add(outcome)
+        await store.insert_cases(connection, writes.cases)
+        await store.grow_cases(connection, [_growth(case) for case in plan.grown])
+        await store.insert_reports(connection, writes.reports)
+        await store.insert_assignments(connection, writes.assignments)
+        await store.record_history(connection, writes.history)
+        await enqueue(connection, "router", writes.messages)
+        return len(writes.messages)
+
+    async def change_status(
+        self, case_id: uuid.UUID, status: str, *, actor: str, note: str | None = None
+    ) -> bool:
+        """Staff move a case to `status` (open, acknowledged, in-progress, closed): the change, its history
+        entry and its events (CaseStatusChanged, and CaseClosed when closing) commit together. Returns
+        False when there is no such case; setting the status it already has changes nothing."""
+        if status not in CASE_STATUSES:
+            raise ValueError(f"unknown status {status!r}; one of {', '.join(CASE_STATUSES)}")
+        now = datetime.now(UTC)
+        async with self._runtime.pool.acquire() as connection, connection.transaction():
+            changed = await store.set_status(connection, case_id=case_id, status=status, at=now)
+            if changed is None:
+                return False
+            case, previous = changed
+            if previous == status:
+                return True
+            await store.record_history(
+                connection,
+                [(case_id, now, actor, "status-changed", {"from": previous, "to": status, "note": note})],
+            )
+            events: list[BaseModel] = [
+                CaseStatusChanged(
+                    occurred_at=now, case_id=case_id, reference=case.reference, status=status, note=note
+                )
+            ]
+            if status == "closed":
+                events.append(
+                    CaseClosed(occurred_at=now, case_id=case_id, reference=case.reference, note=note)
+                )
+            await enqueue(connection, "router", [self.message(case_id, e, str(case_id)) for e in events])
+        log.info("case_status_changed", case_id=str(case_id), status=status, previous=previous)
+        self._runtime.relay.wake()
+        return True
+
+    def category_name(self, code: str) -> str:
+        return self._council.categories[code].name
+
+    def message(self, case_id: uuid.UUID, event: BaseModel, correlation_id: str) -> OutboxMessage:
+        return OutboxMessage.for_event(
+            topic=self._runtime.topic(Topic.CASES),
+            key=str(case_id),
+            event=event,
+            correlation_id=correlation_id,
+            producer=SERVICE,
+        )
+
+
+def _growth(case: LiveCase) -> store.CaseGrowth:
+    c = case.candidate
+    return store.CaseGrowth(
+        case_id=c.case_id,
+        reports_count=c.reports_count,
+        points_count=case.points_count,
+        lat=c.lat,
+        lon=c.lon,
+        last_report_at=c.last_report_at,
+        address=c.address,
+        address_key=normalise_address(c.address),
+    )
+
+
+class _Writes:
+    """The rows and events a batch plan turns into."""
+
+    def __init__(self, *, references: dict[uuid.UUID, str], now: datetime, service: RouterService) -> None:
+        self._references = references
+        self._now = now
+        self._service = service
+        self.cases: list[store.NewCase] = []
+        self.reports: list[store.ReportRow] = []
+        self.assignments: list[tuple[uuid.UUID, str, str, datetime]] = []
+        self.history: list[tuple[uuid.UUID, datetime, str, str, dict[str, Any]]] = []
+        self.messages: list[OutboxMessage] = []
+
+    def reference(self, case: LiveCase) -> str:
+        return self._references.get(case.candidate.case_id, case.candidate.reference)
+
+    def add(self, outcome: Opened | Joined) -> None:
+        item, now = outcome.item, self._now
+        case_id = outcome.case.candidate.case_id
+        reference = self.reference(outcome.case)
+        report = item.report
+        if isinstance(outcome, Joined):
+            self.reports.append(store.ReportRow(report, case_id, outcome.score, item.correlation_id))
+            self.history.append(
+                (
+                    case_id,
+                    now,
+                    ACTOR,
+                    "report-linked",
+                    {
+                        "report_id": str(report.report_id),
+                        "score": round(outcome.score, 4),
+                        "reports_count": outcome.reports_count,
+                    },
+                )
+            )
+            event = ReportLinked(
+                occurred_at=now,
+                case_id=case_id,
+                reference=reference,
+                report_id=report.report_id,
+                reports_count=outcome.reports_count,
+                score=outcome.score,
+            )
+            self.messages.append(self._service.message(case_id, event, item.correlation_id))
+            log.info(
+                "report_linked",
+                case_id=str(case_id),
+                reference=reference,
+                report_id=str(report.report_id),
+                correlation_id=item.correlation_id,
+                reports_count=outcome.reports_count,
+                score=round(outcome.score, 4),
+            )
+            return
+        route, placement = item.route, item.placement
+        flags = list(route.flags)
+        if outcome.possible is not None:
+            other, score = outcome.possible
+            flags.append(
+                (
+                    "possible-duplicate",
+                    f"may be the same problem as {self.reference(other)} (score {score:.3f})",
+                )
+            )
+        point = report.place.point
+        summary = _summary(self._service_category_name(route.category), placement, report)
+        self.cases.append(
             store.NewCase(
                 case_id=case_id,
                 reference=reference,
@@ -87,63 +316,59 @@ class RouterService:
                 lat=point.lat if point else None,
                 lon=point.lon if point else None,
                 address=report.place.address,
+                address_key=item.address_key,
+                detail=report.category_text,
+                place_type=report.place.land_type,
                 summary=summary,
                 description=report.description,
                 lead_department=route.lead_department,
                 opened_at=now,
                 due_at=route.due_at,
-                flags=tuple(flag for flag, _ in route.flags),
-            ),
+                flags=tuple(flag for flag, _ in flags),
+            )
         )
-        await store.insert_report(
-            connection, report, case_id=case_id, link_score=None, correlation_id=correlation_id
+        self.reports.append(store.ReportRow(report, case_id, None, item.correlation_id))
+        self.assignments.extend(
+            (case_id, department, "lead" if department == route.lead_department else "contributor", now)
+            for department in route.departments
         )
-        await store.insert_assignments(
-            connection, case_id=case_id, lead=route.lead_department, departments=route.departments, at=now
-        )
-        await store.record_history(
-            connection,
-            case_id=case_id,
-            at=now,
-            actor=ACTOR,
-            entries=[
-                ("opened", {"report_id": str(report.report_id), "category": route.category}),
-                *(("assigned", {"department": d}) for d in route.departments),
-                *(("flagged", {"flag": flag, "reason": reason}) for flag, reason in route.flags),
-            ],
+        self.history.extend(
+            [
+                (
+                    case_id,
+                    now,
+                    ACTOR,
+                    "opened",
+                    {"report_id": str(report.report_id), "category": route.category},
+                ),
+                *((case_id, now, ACTOR, "assigned", {"department": d}) for d in route.departments),
+                *((case_id, now, ACTOR, "flagged", {"flag": f, "reason": r}) for f, r in flags),
+            ]
         )
         events = _case_opened_events(
             case_id=case_id,
             reference=reference,
             report=report,
-            route=route,
+            route=replace(route, flags=tuple(flags)),
             placement=placement,
             now=now,
             summary=summary,
         )
-        await enqueue(
-            connection, "router", [self._message(case_id, event, correlation_id) for event in events]
-        )
+        self.messages.extend(self._service.message(case_id, e, item.correlation_id) for e in events)
         log.info(
             "case_opened",
             case_id=str(case_id),
             reference=reference,
             report_id=str(report.report_id),
-            correlation_id=correlation_id,
+            correlation_id=item.correlation_id,
             category=route.category,
             neighbourhood=placement.neighbourhood,
             departments=list(route.departments),
+            possible_duplicate=outcome.possible is not None,
         )
-        return len(events)
 
-    def _message(self, case_id: uuid.UUID, event: BaseModel, correlation_id: str) -> OutboxMessage:
-        return OutboxMessage.for_event(
-            topic=self._runtime.topic(Topic.CASES),
-            key=str(case_id),
-            event=event,
-            correlation_id=correlation_id,
-            producer=SERVICE,
-        )
+    def _service_category_name(self, code: str) -> str:
+        return self._service.category_name(code)
 
 
 def _summary(category_name: str, placement: Placement, report: ReportReceived) -> str:

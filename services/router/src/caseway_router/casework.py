@@ -1,0 +1,186 @@
+"""What a batch of routed reports does to cases (pure): which open a case, which join one, in arrival order.
+
+The reports of a batch are decided one after another, so a later report sees the cases the earlier ones
+opened or grew (two residents' reports of one problem in one batch become one case). The stored candidates
+come from one search for the whole batch; the caller holds the area locks (see `areas`), so they are
+current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from caseway_router.areas import area_lock_keys
+from caseway_router.duplicates import (
+    CandidateCase,
+    DuplicateRules,
+    Link,
+    PossibleDuplicate,
+    ReportFacts,
+    decide,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+    from uuid import UUID
+
+    from caseway_router.places import Placement
+    from caseway_router.routing import Route
+    from caseway_shared.events import ReportReceived
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A report with everything decided about it that needs no database."""
+
+    report: ReportReceived
+    correlation_id: str
+    placement: Placement
+    route: Route
+    facts: ReportFacts
+    rules: DuplicateRules
+    address_key: str | None
+
+
+@dataclass(slots=True)
+class LiveCase:
+    """A case as the batch sees it: stored or opened in this batch (`new_index`), and grown by it."""
+
+    candidate: CandidateCase
+    points_count: int
+    new_index: int | None = None
+    grown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The report opens case `new_index` of the batch; `possible` is a case it may repeat, with the score."""
+
+    item: Prepared
+    case: LiveCase
+    possible: tuple[LiveCase, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """The report joins `case`, which then holds `reports_count` reports."""
+
+    item: Prepared
+    case: LiveCase
+    score: float
+    reports_count: int
+
+
+@dataclass
+class BatchPlan:
+    outcomes: list[Opened | Joined] = field(default_factory=list)
+    new_cases: list[LiveCase] = field(default_factory=list)
+
+    @property
+    def grown(self) -> list[LiveCase]:
+        """Stored cases that reports of this batch joined."""
+        seen: dict[UUID, LiveCase] = {}
+        for outcome in self.outcomes:
+            if isinstance(outcome, Joined) and outcome.case.new_index is None:
+                seen[outcome.case.candidate.case_id] = outcome.case
+        return list(seen.values())
+
+
+def placeholder_reference(index: int) -> str:
+    # Sorts after every real reference of the same prefix, so ties prefer stored (older) cases.
+    return f"~{index:09d}"
+
+
+def plan_batch(
+    items: Sequence[Prepared],
+    stored: Sequence[Sequence[tuple[CandidateCase, int]]],
+    *,
+    new_case_id: Sequence[UUID],
+    cell_m: float,
+    now: datetime,
+) -> BatchPlan:
+    """Decide each item in order. `stored[i]` are item i's stored candidates with their points counts;
+    `new_case_id[i]` is the id item i's case gets if it opens one."""
+    plan = BatchPlan()
+    live: dict[UUID, LiveCase] = {}
+    nearby_new: dict[int, list[LiveCase]] = {}  # area lock key -> cases opened in this batch
+    by_address: dict[tuple[str, str], list[LiveCase]] = {}
+    for index, item in enumerate(items):
+        facts = item.facts
+        candidates: dict[UUID, LiveCase] = {}
+        for candidate, points in stored[index]:
+            case = live.setdefault(candidate.case_id, LiveCase(candidate, points))
+            candidates[candidate.case_id] = case
+        keys = (
+            area_lock_keys(facts.family, facts.lat, facts.lon, cell_m=cell_m)
+            if facts.lat is not None and facts.lon is not None
+            else []
+        )
+        for key in keys:
+            for case in nearby_new.get(key, ()):
+                candidates[case.candidate.case_id] = case
+        if item.address_key:
+            for case in by_address.get((facts.family, item.address_key), ()):
+                candidates[case.candidate.case_id] = case
+        decision = decide(facts, [case.candidate for case in candidates.values()], item.rules, now=now)
+        if isinstance(decision, Link):
+            case = candidates[decision.case.case_id]
+            _grow(case, item)
+            plan.outcomes.append(Joined(item, case, decision.score, case.candidate.reports_count))
+            continue
+        possible = (
+            (candidates[decision.case.case_id], decision.score)
+            if isinstance(decision, PossibleDuplicate)
+            else None
+        )
+        case = LiveCase(
+            CandidateCase(
+                case_id=new_case_id[index],
+                reference=placeholder_reference(len(plan.new_cases)),
+                category=facts.category,
+                family=facts.family,
+                lat=facts.lat,
+                lon=facts.lon,
+                reports_count=1,
+                last_report_at=facts.received_at,
+                address=facts.address,
+                detail=facts.detail,
+                place_type=facts.place_type,
+                text=facts.text,
+            ),
+            points_count=int(facts.lat is not None),
+            new_index=len(plan.new_cases),
+        )
+        plan.new_cases.append(case)
+        plan.outcomes.append(Opened(item, case, possible))
+        # A case's cell is only its own cell; reports look in their 3x3 block of keys to find it.
+        if keys:
+            nearby_new.setdefault(keys[4], []).append(case)
+        if item.address_key:
+            by_address.setdefault((facts.family, item.address_key), []).append(case)
+    return plan
+
+
+def _grow(case: LiveCase, item: Prepared) -> None:
+    """The report joins: one more report; its point moves the case's mean point."""
+    old, facts = case.candidate, item.facts
+    lat, lon, points = old.lat, old.lon, case.points_count
+    if facts.lat is not None and facts.lon is not None:
+        if lat is None or lon is None or points == 0:
+            lat, lon, points = facts.lat, facts.lon, 1
+        else:
+            lat = lat + (facts.lat - lat) / (points + 1)
+            lon = lon + (facts.lon - lon) / (points + 1)
+            points += 1
+    case.points_count = points
+    case.grown = True
+    case.candidate = replace(
+        old,
+        lat=lat,
+        lon=lon,
+        reports_count=old.reports_count + 1,
+        last_report_at=max(old.last_report_at, facts.received_at),
+        address=old.address or facts.address,
+    )

@@ -1,0 +1,230 @@
+"""The fault suite: steady load while services are killed (-9), the broker is killed (-9) and restarted,
+and PostgreSQL is restarted; then the invariants, then a full replay that must change nothing.
+
+Poison: one input in every ``poison_every`` is bytes nobody can read, sent in turn to
+contact-centre.reports.v1 (intake rejects it to reports.rejected.v1), reports.received.v1 and cases.v1
+(the router, intake and notifier dead-letter it to ops.deadletter.v1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from caseway_ops.loadtest import invariants
+from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
+from caseway_ops.loadtest.harness import Publisher, Sent, reset_groups, wait_quiet
+from caseway_ops.loadtest.services import SERVICES, ServiceSet
+from caseway_ops.loadtest.stack import LoadtestStack
+from caseway_shared.council import load_council
+from caseway_shared.topics import Topic
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = structlog.get_logger(__name__)
+POISON_TOPICS = (Topic.CONTACT_CENTRE_REPORTS, Topic.REPORTS_RECEIVED, Topic.CASES)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    rate: float = 100.0  # reports per second, steady
+    service_kills: int = 5  # per service
+    kafka_kills: int = 3
+    postgres_restarts: int = 2
+    gap_seconds: float = 8.0  # steady load between faults
+    poison_every: int = 1000
+    http_share: float = 0.1
+    quiet_timeout: float = 600.0
+    seed: int = 11
+
+
+@dataclass
+class FaultRun:
+    counts: invariants.Counts
+    replay_new_cases: int
+    replay_new_alerts: int
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    offered: int = 0
+    seconds: float = 0.0
+    publish_retries: int = 0
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.counts.as_dict(),
+            "replay_new_cases": self.replay_new_cases,
+            "replay_new_alerts": self.replay_new_alerts,
+            "offered": self.offered,
+            "load_seconds": round(self.seconds, 1),
+            "offered_rps": round(self.offered / self.seconds, 1) if self.seconds else 0,
+            "publish_retries": self.publish_retries,
+            "faults": self.faults,
+            "peak_rss_mb": {k: round(v, 1) for k, v in self.peak_rss_mb.items()},
+        }
+
+    def problems(self) -> list[str]:
+        found = self.counts.problems()
+        if self.replay_new_cases:
+            found.append(f"replay opened {self.replay_new_cases} new cases")
+        if self.replay_new_alerts:
+            found.append(f"replay created {self.replay_new_alerts} new notifications")
+        return found
+
+
+def schedule(plan: FaultPlan, rng: random.Random) -> list[str]:
+    """The faults in a shuffled order, each service's kills spread over the run."""
+    faults = [s for s in SERVICES for _ in range(plan.service_kills)]
+    faults += ["kafka"] * plan.kafka_kills + ["postgres"] * plan.postgres_restarts
+    rng.shuffle(faults)
+    return faults
+
+
+async def run_faults(
+    plan: FaultPlan, *, stack: LoadtestStack, say: Callable[[str], None] = print, keep_stack: bool = False
+) -> FaultRun:
+    rng = random.Random(plan.seed)
+    run_id = f"f{uuid.uuid4().hex[:8]}"
+    say(f"fault suite {run_id}: starting the load test's own stack ({stack.config.bootstrap_servers})")
+    await stack.up()
+    env = await stack.new_run(run_id)
+    api_key = secrets.token_urlsafe(32)
+    services = ServiceSet(
+        env={**env.env(), "CASEWAY_INTAKE_OPEN311_SEED_API_KEY": api_key},
+        logs_dir=stack.config.logs_dir,
+        run_id=run_id,
+        mail_file=stack.config.logs_dir / f"{run_id}-mail.tsv",
+    )
+    publisher = Publisher(
+        bootstrap=env.bootstrap_servers,
+        prefix=env.topic_prefix,
+        intake_port=services.ports["intake"],
+        api_key=api_key,
+    )
+    generator = LoadGenerator(
+        load_council(),
+        seed=plan.seed,
+        run_id=run_id,
+        http_share=plan.http_share,
+        poison_every=plan.poison_every,
+    )
+    faults_done: list[dict[str, Any]] = []
+    poison: list[Sent] = []
+    try:
+        await services.start_all()
+        await publisher.start()
+        stop_load = asyncio.Event()
+        load_task = asyncio.create_task(_steady_load(publisher, generator, plan.rate, stop_load, poison))
+        started = time.monotonic()
+        await asyncio.sleep(plan.gap_seconds)
+        for index, fault in enumerate(schedule(plan, rng), start=1):
+            t0 = time.monotonic()
+            if fault in SERVICES:
+                await services.kill9(fault)
+                await asyncio.sleep(rng.uniform(0.5, 2.0))  # the rest of the flow carries on meanwhile
+                await services.start(fault)
+            elif fault == "kafka":
+                await stack.kill_kafka()
+                await asyncio.sleep(rng.uniform(1.0, 3.0))
+                await stack.start_kafka()
+                await services.wait_ready(*SERVICES, timeout=180)
+            else:
+                await stack.restart_postgres()
+                await services.wait_ready(*SERVICES, timeout=180)
+            took = time.monotonic() - t0
+            faults_done.append(
+                {"fault": fault, "at_s": round(t0 - started, 1), "recovered_s": round(took, 1)}
+            )
+            say(
+                f"  fault {index}: {fault} ({'kill -9' if fault != 'postgres' else 'restart'}), back in {took:.1f} s"
+            )
+            await asyncio.sleep(plan.gap_seconds)
+        stop_load.set()
+        await load_task
+        seconds = time.monotonic() - started
+        say(f"load stopped: {len(publisher.sent)} inputs in {seconds:.0f} s; waiting for quiet")
+        expect = len({s.report_id for s in publisher.sent if s.report.valid and s.report_id})
+        await wait_quiet(
+            env.database_url,
+            env.bootstrap_servers,
+            env.topic_prefix,
+            expect_reports=expect,
+            timeout=plan.quiet_timeout,
+        )
+        counts = await invariants.count(
+            env.database_url,
+            env.bootstrap_servers,
+            env.topic_prefix,
+            publisher.sent,
+            services.mail_file,
+            poison=poison,
+        )
+        say("replaying every topic from the beginning (consumer groups deleted, services restarted)")
+        before = await invariants.totals(env.database_url)
+        for name in SERVICES:
+            await services.stop(name)
+        await reset_groups(env.bootstrap_servers, env.topic_prefix)
+        for name in SERVICES:
+            await services.start(name)
+        await wait_quiet(
+            env.database_url,
+            env.bootstrap_servers,
+            env.topic_prefix,
+            expect_reports=None,
+            timeout=plan.quiet_timeout,
+        )
+        after = await invariants.totals(env.database_url)
+        result = FaultRun(
+            counts=counts,
+            replay_new_cases=after[0] - before[0],
+            replay_new_alerts=after[1] - before[1],
+            faults=faults_done,
+            offered=len(publisher.sent),
+            seconds=seconds,
+            publish_retries=publisher.failures,
+            peak_rss_mb=services.record_rss(),
+        )
+    finally:
+        await publisher.stop()
+        await services.stop_all()
+        if not keep_stack:
+            await stack.drop_run(env)
+            await stack.down()
+    return result
+
+
+async def _steady_load(
+    publisher: Publisher, generator: LoadGenerator, rate: float, stop: asyncio.Event, poison: list[Sent]
+) -> None:
+    """Open-loop load at `rate` until `stop`; each input is sent on its own task, retried until it lands."""
+    pending: set[asyncio.Task[None]] = set()
+    start = time.monotonic()
+    index = 0
+    poison_index = 0
+
+    async def one(report: GeneratedReport) -> None:
+        nonlocal poison_index
+        if report.kind == "poison":
+            topic = POISON_TOPICS[poison_index % len(POISON_TOPICS)]
+            poison_index += 1
+            poison.append(await publisher.send(report, topic=topic))
+        else:
+            await publisher.send(report)
+
+    while not stop.is_set():
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        index += 1
+        task = asyncio.create_task(one(generator.next()))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.gather(*pending)

@@ -1,0 +1,170 @@
+"""The three services as separate processes, started, killed (-9) and restarted by the harness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
+
+import httpx
+
+from caseway_ops.errors import StackError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SERVICES = ("intake", "router", "notifier")
+READY_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM), in MB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class _Running:
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+
+@dataclass
+class ServiceSet:
+    """intake, router and notifier (and the counting mail sink) with this run's environment."""
+
+    env: dict[str, str]
+    logs_dir: Path
+    run_id: str
+    mail_file: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    peak_rss: dict[str, float] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    _running: dict[str, _Running] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.ports = {name: free_port() for name in (*SERVICES, "smtp")}
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.env,
+            f"CASEWAY_{name.upper()}_HTTP_PORT": str(self.ports[name]),
+            "CASEWAY_NOTIFIER_SMTP_HOST": "127.0.0.1",
+            "CASEWAY_NOTIFIER_SMTP_PORT": str(self.ports["smtp"]),
+            "CASEWAY_NOTIFIER_IGNORE_HOURS": "true",
+            "CASEWAY_LOG_FORMAT": "json",
+            "CASEWAY_LOG_LEVEL": os.environ.get("CASEWAY_LOADTEST_LOG_LEVEL", "warning"),
+        }
+
+    def _spawn(self, name: str) -> None:
+        log = (self.logs_dir / f"{self.run_id}-{name}.log").open("ab")
+        if name == "smtp":
+            argv = [
+                sys.executable,
+                "-m",
+                "caseway_ops.loadtest.mailsink",
+                str(self.ports["smtp"]),
+                str(self.mail_file),
+            ]
+        else:
+            argv = [sys.executable, "-m", f"caseway_{name}"]
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            argv, env=self._service_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._running[name] = _Running(process, log)
+
+    def pid(self, name: str) -> int:
+        return self._running[name].process.pid
+
+    async def start_all(self) -> None:
+        self._spawn("smtp")
+        for name in SERVICES:
+            self._spawn(name)
+        await self.wait_ready(*SERVICES)
+
+    async def wait_ready(self, *names: str, timeout: float = READY_TIMEOUT) -> None:
+        """Until each named service answers 200 on /readyz (fails early if its process exits)."""
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            for name in names:
+                while True:
+                    running = self._running[name]
+                    if running.process.poll() is not None:
+                        raise StackError(
+                            f"{name} exited ({running.process.returncode}); see {running.log.name}"
+                        )
+                    try:
+                        response = await client.get(f"http://127.0.0.1:{self.ports[name]}/readyz")
+                        if response.status_code == 200:  # noqa: PLR2004
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise StackError(
+                            f"{name} was not ready within {timeout:.0f} s; see {running.log.name}"
+                        )
+                    await asyncio.sleep(0.2)
+
+    def _record_rss(self, name: str) -> None:
+        running = self._running.get(name)
+        if running is None:
+            return
+        rss = peak_rss_mb(running.process.pid)
+        if rss is not None:
+            self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), rss)
+
+    def record_rss(self) -> dict[str, float]:
+        for name in SERVICES:
+            self._record_rss(name)
+        return dict(self.peak_rss)
+
+    async def kill9(self, name: str) -> None:
+        """SIGKILL the service: no shutdown code runs, nothing is committed or flushed."""
+        self._record_rss(name)
+        running = self._running.pop(name)
+        running.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(running.process.wait)
+        running.log.close()
+
+    async def start(self, name: str) -> None:
+        self._spawn(name)
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        await self.wait_ready(name)
+
+    async def stop(self, name: str, *, grace: float = 30.0) -> None:
+        self._record_rss(name)
+        running = self._running.pop(name, None)
+        if running is None:
+            return
+        running.process.terminate()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(running.process.wait), grace)
+        except TimeoutError:
+            running.process.kill()
+            await asyncio.to_thread(running.process.wait)
+        running.log.close()
+
+    async def stop_all(self) -> None:
+        self.record_rss()
+        for name in (*SERVICES, "smtp"):
+            await self.stop(name)

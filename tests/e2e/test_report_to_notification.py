@@ -8,17 +8,22 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiosmtpd.controller import Controller
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from typer.testing import CliRunner
 
 from caseway_intake.normalise import report_id_for
+from caseway_ops.cli import app as cli
 
 pytestmark = pytest.mark.infra
 
@@ -27,6 +32,47 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class _OtlpCollector:
+    """A loopback OTLP/HTTP trace receiver: what the services export when an endpoint is configured."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str]] = []  # (service, trace id, span name)
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource_spans in request.resource_spans:
+                    service = next(
+                        (
+                            a.value.string_value
+                            for a in resource_spans.resource.attributes
+                            if a.key == "service.name"
+                        ),
+                        "",
+                    )
+                    for scope in resource_spans.scope_spans:
+                        collector.spans.extend(
+                            (service, span.trace_id.hex(), span.name) for span in scope.spans
+                        )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+                self.wfile.write(b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
 
 
 class _MailSink:
@@ -39,7 +85,7 @@ class _MailSink:
 
 
 @asynccontextmanager
-async def _services(infra, smtp_port: int):
+async def _services(infra, smtp_port: int, otlp_endpoint: str):
     """Start intake, router and notifier as separate processes, and wait until each is ready."""
     processes = []
     ports = {}
@@ -55,6 +101,8 @@ async def _services(infra, smtp_port: int):
                 "CASEWAY_NOTIFIER_SMTP_PORT": str(smtp_port),
                 "CASEWAY_NOTIFIER_IGNORE_HOURS": "true",
                 "CASEWAY_LOG_FORMAT": "json",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+                "OTEL_BSP_SCHEDULE_DELAY": "200",
             }
             log_file = open(f"{os.environ.get('CASEWAY_TEST_LOGS', '/tmp')}/e2e-{service}.log", "wb")  # noqa: SIM115, ASYNC230
             logs[service] = log_file
@@ -116,6 +164,7 @@ async def _read_topic(infra, topic: str, *, want, timeout: float = 30.0):
 async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, db):
     """A report published upstream is accepted, opened as a case with its departments, and the
     assigned teams are emailed once; every hop carries the report's correlation id."""
+    collector = _OtlpCollector()
     sink = _MailSink()
     smtp = Controller(sink, hostname="127.0.0.1", port=_free_port())
     smtp.start()
@@ -132,7 +181,7 @@ async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, 
         "reporter": {"name": "Canary Resident", "email": "canary@example.net"},
     }
     try:
-        async with _services(infra, smtp.port):
+        async with _services(infra, smtp.port, collector.endpoint):
             producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all")
             await producer.start()
             await producer.send_and_wait(
@@ -194,5 +243,35 @@ async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, 
             # The resident's contact details stay in intake: not on any topic downstream.
             for record in (*received, *opened, *sent_events):
                 assert b"canary" not in record.value.lower()
+
+            # One trace follows the report through all three services, across the outboxes.
+            def services_in_one_trace():
+                by_trace: dict[str, set[str]] = {}
+                for service, trace_id, _ in collector.spans:
+                    by_trace.setdefault(trace_id, set()).add(service)
+                return max(by_trace.values(), key=len, default=set())
+
+            deadline = time.monotonic() + 15
+            while len(services_in_one_trace()) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert services_in_one_trace() == {"caseway-intake", "caseway-router", "caseway-notifier"}, sorted(
+                collector.spans
+            )
+            names = {name for _, _, name in collector.spans}
+            assert f"process {infra.topic_prefix}cases.v1" in names
+            assert f"publish {infra.topic_prefix}reports.received.v1" in names
+
+        # Operators can read the whole case from the command line.
+        shown = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli,
+            ["case", "show", case["reference"]],
+            env={**infra.env(), "COLUMNS": "250"},
+        )
+        assert shown.exit_code == 0, shown.output
+        assert "streetscene" in shown.output
+        assert "opened" in shown.output
+        assert "new-case" in shown.output
     finally:
         smtp.stop()
+        collector.stop()

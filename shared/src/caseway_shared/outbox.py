@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from caseway_shared import headers as h
+from caseway_shared import tracing
 from caseway_shared.consuming import is_infrastructure_error
 
 if TYPE_CHECKING:
@@ -49,8 +50,11 @@ class OutboxMessage:
         cls, *, topic: str, key: str, event: BaseModel, correlation_id: str, producer: str
     ) -> OutboxMessage:
         event_type = str(getattr(event, "event_type", type(event).__name__))
-        headers = h.EventHeaders.new(event_type=event_type, correlation_id=correlation_id, producer=producer)
-        return cls(topic=topic, key=key, payload=event.model_dump_json().encode(), headers=headers.as_dict())
+        headers = h.EventHeaders.new(
+            event_type=event_type, correlation_id=correlation_id, producer=producer
+        ).as_dict()
+        tracing.inject_for(correlation_id, headers)
+        return cls(topic=topic, key=key, payload=event.model_dump_json().encode(), headers=headers)
 
 
 async def enqueue(connection: DbConnection, schema: str, messages: Sequence[OutboxMessage]) -> None:
@@ -134,14 +138,18 @@ class OutboxRelay:
 
     async def _publish(self, rows: Sequence[Any]) -> None:
         # Send everything first and wait for the acknowledgements together: one round trip, not one a row.
-        futures = [
-            await self._broker.publish(
-                bytes(row["payload"]),
-                row["topic"],
-                key=row["key"].encode(),
-                headers=row["headers"],
-                no_confirm=True,
-            )
-            for row in rows
-        ]
+        futures = []
+        for row in rows:
+            headers = dict(row["headers"])
+            with tracing.publishing(row["topic"], headers):
+                futures.append(
+                    await self._broker.publish(
+                        bytes(row["payload"]),
+                        row["topic"],
+                        key=row["key"].encode(),
+                        headers=headers,
+                        correlation_id=headers.get(h.CORRELATION_ID),
+                        no_confirm=True,
+                    )
+                )
         await asyncio.gather(*futures)

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from caseway_shared import headers as h
+from caseway_shared import tracing
 from caseway_shared.asyncapi import build_asyncapi
 from caseway_shared.consuming import BatchConsumer, BatchHandler, DeadLetters, RetryPolicy
 from caseway_shared.db import create_pool
@@ -91,8 +92,19 @@ class ServiceRuntime:
     def topic(self, topic: Topic) -> str:
         return topic_name(self.settings, topic)
 
-    def subscribe(self, topic: Topic, handle: BatchHandler, *, title: str, description: str) -> None:
-        """Consume `topic` in batches with the shared retry and dead-letter rules (see `consuming`)."""
+    def subscribe(
+        self,
+        topic: Topic,
+        handle: BatchHandler,
+        *,
+        title: str,
+        description: str,
+        correlate: Callable[[Record], str | None] | None = None,
+    ) -> None:
+        """Consume `topic` in batches with the shared retry and dead-letter rules (see `consuming`).
+
+        `correlate` gives the correlation id of records that arrive without the header (for tracing).
+        """
         consumer = BatchConsumer(
             handle=handle, dead_letters=self.dead_letters, retry=self.retry, metrics=self.figures
         )
@@ -110,8 +122,12 @@ class ServiceRuntime:
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
-            with self.figures.batch_seconds.labels(self.service, self.topic(topic)).time():
-                await consumer([Record.from_consumer_record(record) for record in records])
+            batch = [Record.from_consumer_record(record) for record in records]
+            with (
+                self.figures.batch_seconds.labels(self.service, self.topic(topic)).time(),
+                tracing.processing(batch, service=self.service, correlate=correlate),
+            ):
+                await consumer(batch)
             self._record_lag(subscriber, records)
 
         subscriber(consume)
@@ -141,6 +157,9 @@ class ServiceRuntime:
             service=self.service, log_format=self.settings.log_format, level=self.settings.log_level
         )
         structlog.contextvars.bind_contextvars(instance=self.instance_id)
+        tracing.install_otlp_exporter(
+            service=self.service, endpoint=self.settings.otel_exporter_otlp_endpoint
+        )
         self._pool = await create_pool(self.settings, application_name=f"caseway-{self.service}")
         self._relay = OutboxRelay(
             pool=self._pool,

@@ -51,6 +51,11 @@ class ServiceSettings(BaseSettings):
         default=3, ge=1, description="Tries for a message before it is dead-lettered."
     )
     retry_backoff_seconds: float = Field(default=0.2, gt=0)
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=_shared("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="Where to export traces (OTLP over HTTP); tracing is off without it.",
+    )
     heartbeat_seconds: float = Field(
         default=10,
         gt=0,

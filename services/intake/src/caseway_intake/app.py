@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from caseway_intake.api import install_error_handlers, open311_router
 from caseway_intake.api_keys import register_api_key
+from caseway_intake.normalise import correlation_of
 from caseway_intake.service import SERVICE, IntakeService
 from caseway_intake.settings import IntakeSettings
 from caseway_shared.council import load_council
@@ -32,6 +33,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         service.handle_contact_centre_batch,
         title="accept_contact_centre_reports",
         description="Validates contact-centre reports; publishes ReportReceived or a rejection with reasons.",
+        correlate=correlation_of,
     )
     runtime.subscribe(
         Topic.CASES,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from caseway_intake.categories import map_category
+from caseway_intake.categories import CategoryMatcher
 from caseway_shared.events import GeoPoint, Place, ReportReceived
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
     from caseway_shared.contact_centre import ContactCentreReport, ReporterContact
     from caseway_shared.council import Council
+    from caseway_shared.kafka import Record
 
 # Report ids are derived from (source system, source id), so the same upstream report always has the same
 # id, whichever replica sees it and however often.
@@ -34,7 +36,21 @@ class AcceptedReport:
     token: str | None = None
 
 
-def normalise(report: ContactCentreReport, council: Council, *, now: datetime) -> AcceptedReport:
+def correlation_of(record: Record) -> str | None:
+    """The correlation id a contact-centre record will have (its report id), for tracing; None when the
+    record is not readable enough to say."""
+    try:
+        document = json.loads(record.value)
+        return str(report_id_for(str(document["source_system"]), str(document["source_id"])))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def normalise(
+    report: ContactCentreReport, council: Council | CategoryMatcher, *, now: datetime
+) -> AcceptedReport:
+    """The canonical event for `report`; pass a `CategoryMatcher` when normalising many."""
+    matcher = council if isinstance(council, CategoryMatcher) else CategoryMatcher(council)
     location = report.location
     point = (
         GeoPoint(lat=location.lat, lon=location.lon)
@@ -48,7 +64,7 @@ def normalise(report: ContactCentreReport, council: Council, *, now: datetime) -
         source_id=report.source_id,
         channel=report.channel,
         received_at=report.received_at,
-        category=map_category(council, code=report.category, text=report.category_text or report.description),
+        category=matcher.match(code=report.category, text=report.category_text or report.description),
         category_text=report.category_text,
         place=Place(
             point=point,

@@ -254,8 +254,8 @@ async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, 
             deadline = time.monotonic() + 15
             while len(services_in_one_trace()) < 3 and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            assert services_in_one_trace() == {"caseway-intake", "caseway-router", "caseway-notifier"}, sorted(
-                collector.spans
+            assert services_in_one_trace() == {"caseway-intake", "caseway-router", "caseway-notifier"}, (
+                sorted(collector.spans)
             )
             names = {name for _, _, name in collector.spans}
             assert f"process {infra.topic_prefix}cases.v1" in names

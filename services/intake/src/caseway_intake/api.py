@@ -23,6 +23,7 @@ from caseway_intake import open311
 from caseway_intake.formats import MEDIA_TYPES, Format, render
 from caseway_intake.store import find_requests, report_of_token
 from caseway_intake.validation import Invalid, text_problems
+from caseway_shared.consuming import is_infrastructure_error
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -261,6 +262,13 @@ def install_error_handlers(app: FastAPI) -> None:
             json.dumps({"detail": error.detail}), status_code=error.status_code, media_type="application/json"
         )
 
+    async def unavailable(request: Request, error: Exception) -> Response:
+        # The database or broker did not answer: the client may retry (with its Idempotency-Key).
+        if not is_infrastructure_error(error):
+            raise error
+        return error_answer(request.url.path, 503, ["service temporarily unavailable: try again shortly"])
+
+    app.add_exception_handler(Exception, unavailable)
     app.add_exception_handler(Open311Error, open311_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)

@@ -13,8 +13,9 @@ import structlog
 from pydantic import ValidationError
 
 from caseway_intake.api_keys import ApiKeys
+from caseway_intake.categories import CategoryMatcher
 from caseway_intake.normalise import AcceptedReport, normalise
-from caseway_intake.store import apply_case_events, insert_new_reports, token_of
+from caseway_intake.store import apply_case_events, insert_new_reports, tokens_of
 from caseway_intake.validation import Invalid, describe_errors, parse_contact_centre_event
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 SERVICE = "intake"
+MAX_GROUP_COMMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,10 @@ class IntakeService:
     def __init__(self, *, runtime: ServiceRuntime, council: Council) -> None:
         self._runtime = runtime
         self._council = council
+        self._matcher = CategoryMatcher(council)
         self._api_keys: ApiKeys | None = None
+        self._waiting: list[tuple[AcceptedReport, asyncio.Future[str | None]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @property
     def council(self) -> Council:
@@ -87,12 +92,34 @@ class IntakeService:
         return new
 
     async def submit(self, report: AcceptedReport) -> str | None:
-        """Accept one Open311 request; returns its token (the first one issued, if it was posted before)."""
-        async with self._runtime.pool.acquire() as connection, connection.transaction():
-            new = await self._store(connection, [report])
-            token = report.token if new else await token_of(connection, report.event.report_id)
-        self._after_accept([report], new)
-        return token
+        """Accept one Open311 request; returns its token (the first one issued, if it was posted before).
+
+        Requests that arrive while a commit is under way are committed together in the next transaction
+        (group commit): each caller still returns only once its report is durable.
+        """
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((report, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_GROUP_COMMIT], self._waiting[MAX_GROUP_COMMIT:]
+            reports = [report for report, _ in batch]
+            try:
+                async with self._runtime.pool.acquire() as connection, connection.transaction():
+                    new = await self._store(connection, reports)
+                    tokens = await tokens_of(connection, [r.event.report_id for r in reports])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            self._after_accept(reports, new)
+            for report, future in batch:
+                if not future.done():
+                    future.set_result(tokens.get(report.event.report_id))
 
     async def _store(self, connection: DbConnection, reports: Sequence[AcceptedReport]) -> set[UUID]:
         unique = list({report.event.report_id: report for report in reports}.values())
@@ -172,7 +199,7 @@ class IntakeService:
                     Rejection(reasons=parsed.reasons, original=record.value, source=source, key=key)
                 )
             else:
-                accepted.append(normalise(parsed, self._council, now=now))
+                accepted.append(normalise(parsed, self._matcher, now=now))
         await self.accept(accepted)
         await self.reject(rejected)
 

@@ -69,11 +69,12 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
     return new
 
 
-async def token_of(connection: DbConnection, report_id: UUID) -> str | None:
-    token: str | None = await connection.fetchval(
-        "SELECT token FROM intake.tokens WHERE report_id = $1", report_id
+async def tokens_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """The tokens issued for these reports (report id -> token)."""
+    rows = await connection.fetch(
+        "SELECT report_id, token FROM intake.tokens WHERE report_id = ANY($1::uuid[])", list(report_ids)
     )
-    return token
+    return {row["report_id"]: row["token"] for row in rows}
 
 
 async def report_of_token(connection: DbConnection, token: str) -> UUID | None:

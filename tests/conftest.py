@@ -18,7 +18,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from caseway_ops.database import create_database, drop_database
-from caseway_ops.kafka_topics import create_topics
+from caseway_ops.kafka_topics import create_topics, delete_topics
 from caseway_shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA_BOOTSTRAP_SERVERS
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ async def infra() -> AsyncIterator[Infra]:
     name = f"caseway_test_{run}"
     database_url = await create_database(base_url, name)
     yield Infra(bootstrap_servers=bootstrap, database_url=database_url, topic_prefix=prefix)
+    # Left behind, every run's topics would slow each later broker restart.
+    await delete_topics(bootstrap, prefix)
     await drop_database(base_url, name)
 
 

@@ -30,7 +30,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_contact_details_appear_in_no_log_line_and_no_event(infra, topics, db, tmp_path):  # noqa: PLR0915 - one story, told in order
+async def test_contact_details_appear_in_no_log_line_and_no_event(infra, topics, db, tmp_path):
     canary = uuid.uuid4().hex[:10]
     name, surname = f"Canaryname{canary}", f"Canarysurname{canary}"
     email, phone = f"canary{canary}@example.net", "0151 " + "".join(str(int(c, 16) % 10) for c in canary[:7])

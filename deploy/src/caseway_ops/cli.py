@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from caseway_ops.commands import asyncapi, case, demo, dlq, services, stack, tail, topics
+from caseway_ops.loadtest import commands as loadtest
 
 app = typer.Typer(
     name="caseway",
@@ -20,6 +21,9 @@ app.command()(topics.topics)
 app.command()(tail.tail)
 app.command()(demo.demo)
 app.command()(asyncapi.asyncapi)
+app.command()(loadtest.bench)
+app.command()(loadtest.faults)
+app.command()(loadtest.fuzz)
 
 
 def main() -> None:

@@ -105,6 +105,7 @@ class LoadGenerator:
         repeat_share: float = 0.2,
         malformed_share: float = 0.01,
         poison_every: int = 0,
+        hotspot_share: float = 0.3,
     ) -> None:
         self._rng = random.Random(seed)
         self._run = run_id
@@ -112,11 +113,12 @@ class LoadGenerator:
         self._repeat_share = repeat_share
         self._malformed_share = malformed_share
         self._poison_every = poison_every
+        self._hotspot_share = hotspot_share
         self._categories = [c for c in CATEGORY_WEIGHTS if c in council.categories] or sorted(
             c for c in council.categories if c != "triage"
         )
         self._weights = [CATEGORY_WEIGHTS.get(c, 1) for c in self._categories]
-        self._hotspots = HotspotMap(wards_from_geojson(council.wards_geojson), self._rng)
+        self._hotspots = HotspotMap(wards_from_geojson(council.wards_geojson), self._rng, per_ward=10)
         self._recent: deque[_Problem] = deque(maxlen=500)
         self._seq = 0
 
@@ -136,7 +138,12 @@ class LoadGenerator:
             kind: Kind = "repeat"
         else:
             category = self._rng.choices(self._categories, weights=self._weights)[0]
-            ward, lat, lon = self._hotspots.point(scatter_m=120.0)
+            # Most problems are anywhere in a ward; some gather at its hotspots (a back entry, a park).
+            if self._rng.random() < self._hotspot_share:
+                ward, lat, lon = self._hotspots.point(scatter_m=150.0)
+            else:
+                ward = self._rng.choice(self._hotspots.hotspots).ward
+                lat, lon = ward.random_point(self._rng)
             problem = _Problem(category, lat, lon, f"near {ward.name}, Liverpool")
             self._recent.append(problem)
             kind = "new"

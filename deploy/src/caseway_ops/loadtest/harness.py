@@ -16,6 +16,7 @@ import httpx
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from caseway_shared.topics import Topic
 
@@ -313,20 +314,29 @@ async def reset_groups(bootstrap: str, prefix: str) -> None:
     """Rewind the services' consumer groups to offset 0 of every topic they read (the services must be
     stopped: an empty group accepts commits from outside), so that started again they replay it all."""
     for service, topics in SUBSCRIBED.items():
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=f"{prefix}caseway-{service}", enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            tps = [
-                TopicPartition(f"{prefix}{topic}", p)
-                for topic in topics
-                for p in await _partitions(consumer, f"{prefix}{topic}")
-            ]
-            consumer.assign(tps)
-            await consumer.commit(dict.fromkeys(tps, 0))
-        finally:
-            await consumer.stop()
+        for attempt in range(10):
+            try:
+                await _rewind(bootstrap, prefix, service, topics)
+                break
+            except KafkaError:
+                if attempt == 9:  # noqa: PLR2004
+                    raise
+                await asyncio.sleep(1.0)
+
+
+async def _rewind(bootstrap: str, prefix: str, service: str, topics: Sequence[Topic]) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"{prefix}caseway-{service}", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(f"{prefix}{topic}", p) for topic in topics for p in await _partitions(consumer, f"{prefix}{topic}")
+        ]
+        consumer.assign(tps)
+        await consumer.commit(dict.fromkeys(tps, 0))
+    finally:
+        await consumer.stop()
 
 
 def provenance(records: Iterable[Any]) -> dict[tuple[str, int, int], str]:

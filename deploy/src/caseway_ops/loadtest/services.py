@@ -93,6 +93,10 @@ class ServiceSet:
         )
         self._running[name] = _Running(process, log)
 
+    def alive(self, name: str) -> bool:
+        running = self._running.get(name)
+        return running is not None and running.process.poll() is None
+
     def pid(self, name: str) -> int:
         return self._running[name].process.pid
 

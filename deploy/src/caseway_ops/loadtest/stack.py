@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from caseway_ops import kafka_broker, postgres_server
@@ -56,6 +58,12 @@ def loadtest_config(environ: Mapping[str, str] | None = None) -> StackConfig:
     return config
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _share_jars(config: StackConfig) -> None:
     """Reuse the shared stack's Kafka jars (a link) instead of fetching them again with Maven."""
     shared = config.deploy_dir / ".state" / "kafka-lib"
@@ -87,6 +95,21 @@ class LoadtestStack:
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or loadtest_config()
+
+    @classmethod
+    def isolated(cls, name: str) -> LoadtestStack:
+        """A stack of its own on free ports, in ``<state>/<name>``: for tests, so that two test sessions
+        running at once (two people, or two CI jobs on one machine) never stop each other's broker."""
+        base = loadtest_config()
+        return cls(
+            replace(
+                base,
+                state_dir=base.state_dir / name,
+                kafka_port=free_port(),
+                controller_port=free_port(),
+                postgres_port=free_port(),
+            )
+        )
 
     async def up(self) -> None:
         _share_jars(self.config)
@@ -141,3 +164,6 @@ class LoadtestStack:
 
     def kafka_pid(self) -> int | None:
         return kafka_broker.running_pid(self.config)
+
+    def postgres_pid(self) -> int | None:
+        return postgres_server.running_pid(self.config)

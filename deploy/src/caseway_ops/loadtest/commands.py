@@ -1,0 +1,95 @@
+"""`caseway bench`, `caseway faults` and `caseway fuzz`: each runs on the load test's own stack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from caseway_ops.loadtest.stack import LoadtestStack
+
+
+def _quiet_clients() -> None:
+    # aiokafka logs every failed connection while the broker is down on purpose: noise, not news.
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def bench(
+    backlog: Annotated[int, typer.Option(help="Reports in the peak-throughput backlog.")] = 20_000,
+    rates: Annotated[str, typer.Option(help="Offered rates for latency, reports/s, comma-separated.")] = "50,200,1000",
+    phase_seconds: Annotated[float, typer.Option(help="Seconds of paced load at each rate.")] = 20.0,
+    keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
+) -> None:
+    """Benchmark: raw Kafka ceiling, sustained reports/s end to end, latency at fixed rates, peak memory;
+    writes bench/results.json and bench/latency.png."""
+    from caseway_ops.loadtest.bench import BenchPlan, run_bench  # noqa: PLC0415 - heavy imports, only here
+    from caseway_ops.loadtest.results import bench_dir, goals_met, machine, plot_latency, write_json  # noqa: PLC0415
+
+    _quiet_clients()
+    plan = BenchPlan(
+        backlog=backlog, rates=tuple(int(r) for r in rates.split(",")), phase_seconds=phase_seconds
+    )
+    results = asyncio.run(run_bench(plan, stack=LoadtestStack(), say=typer.echo, keep_stack=keep_stack))
+    results |= {"goals_met": goals_met(results), "machine": machine()}
+    path = write_json("results.json", results)
+    png = plot_latency(results, bench_dir() / "latency.png")
+    typer.echo(f"ratio (b)/(a): {results['end_to_end_rps']:,.0f} / {results['ceiling_rps']:,.0f} = {results['ratio']}")
+    typer.echo(f"peak RSS MB: {results['peak_rss_mb']}; goals met: {results['goals_met']}")
+    typer.echo(f"wrote {path} and {png}")
+
+
+def faults(
+    rate: Annotated[float, typer.Option(help="Steady load, reports/s.")] = 100.0,
+    service_kills: Annotated[int, typer.Option(help="kill -9 of each service.")] = 5,
+    kafka_kills: Annotated[int, typer.Option(help="kill -9 and restart of the broker.")] = 3,
+    postgres_restarts: Annotated[int, typer.Option(help="Restarts of PostgreSQL.")] = 2,
+    gap_seconds: Annotated[float, typer.Option(help="Steady load between faults.")] = 8.0,
+    poison_every: Annotated[int, typer.Option(help="One poison message in this many.")] = 1000,
+    keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
+) -> None:
+    """Fault suite under steady load; proves nothing lost or duplicated; writes bench/faults.json."""
+    from caseway_ops.loadtest.faults import FaultPlan, run_faults  # noqa: PLC0415
+    from caseway_ops.loadtest.results import machine, write_json  # noqa: PLC0415
+
+    _quiet_clients()
+    plan = FaultPlan(
+        rate=rate,
+        service_kills=service_kills,
+        kafka_kills=kafka_kills,
+        postgres_restarts=postgres_restarts,
+        gap_seconds=gap_seconds,
+        poison_every=poison_every,
+    )
+    run = asyncio.run(run_faults(plan, stack=LoadtestStack(), say=typer.echo, keep_stack=keep_stack))
+    data = {**run.as_dict(), "problems": run.problems(), "machine": machine()}
+    path = write_json("faults.json", data)
+    for name, value in data.items():
+        if name not in ("faults", "machine"):
+            typer.echo(f"  {name}: {value}")
+    typer.echo(f"wrote {path}")
+    if run.problems():
+        typer.echo("FAILED: " + "; ".join(run.problems()), err=True)
+        raise typer.Exit(1)
+
+
+def fuzz(
+    count: Annotated[int, typer.Option(help="Bad inputs to generate (split over both intake paths).")] = 10_000,
+    keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
+) -> None:
+    """Fuzz both intake paths with generated bad inputs; every one accepted or rejected with a reason,
+    no crash, no 5xx; writes bench/fuzz.json."""
+    from caseway_ops.loadtest.fuzz import run_fuzz  # noqa: PLC0415
+    from caseway_ops.loadtest.results import machine, write_json  # noqa: PLC0415
+
+    _quiet_clients()
+    result = asyncio.run(run_fuzz(count, stack=LoadtestStack(), say=typer.echo, keep_stack=keep_stack))
+    data = {**result, "machine": machine()}
+    path = write_json("fuzz.json", data)
+    for name, value in result.items():
+        typer.echo(f"  {name}: {value}")
+    typer.echo(f"wrote {path}")
+    if result["problems"]:
+        raise typer.Exit(1)

@@ -1,0 +1,79 @@
+"""The reduced fault suite and fuzz run (CI): the full ones are `make faults` and `caseway fuzz`.
+
+They run on the load test's own Kafka and PostgreSQL (other ports, own state folder: see
+caseway_ops.loadtest.stack), never on the shared stack, because they kill -9 the broker and restart the
+database. Steady load with poison in it; each service killed -9 once, the broker killed -9 and restarted
+once, PostgreSQL restarted once; then every invariant, and a full replay that must change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from caseway_ops.loadtest.faults import FaultPlan, run_faults
+from caseway_ops.loadtest.fuzz import run_fuzz
+from caseway_ops.loadtest.stack import LoadtestStack
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[LoadtestStack]:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    separate = LoadtestStack.isolated(f"pytest-{uuid.uuid4().hex[:8]}")
+    await separate.up()
+    try:
+        yield separate
+    finally:
+        await separate.down()
+        shutil.rmtree(separate.config.state_dir, ignore_errors=True)
+
+
+async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(stack: LoadtestStack) -> None:
+    plan = FaultPlan(
+        rate=50,
+        service_kills=1,
+        kafka_kills=1,
+        postgres_restarts=1,
+        gap_seconds=3,
+        poison_every=100,
+        quiet_timeout=300,
+    )
+    run = await run_faults(plan, stack=stack, keep_stack=True)
+    counts = run.counts
+    assert [f["fault"] for f in run.faults].count("kafka") == 1
+    assert len(run.faults) == 5  # noqa: PLR2004 - three services, the broker, PostgreSQL
+    assert counts.accepted > 500  # noqa: PLR2004 - the load really flowed
+    assert counts.cases > 0
+    assert counts.lost_reports == 0
+    assert counts.duplicate_cases == 0
+    assert counts.alerts_expected > 0
+    assert counts.alerts_sent == counts.alerts_expected
+    assert counts.missing_alerts == 0
+    assert counts.duplicate_alerts == 0
+    assert counts.alerts_failed == 0
+    assert counts.poison_sent > 0
+    assert counts.poison_accounted == counts.poison_sent
+    assert run.replay_new_cases == 0
+    assert run.replay_new_alerts == 0
+    assert run.problems() == []
+
+
+async def test_bad_inputs_through_both_intake_paths_are_each_accepted_or_rejected_with_a_reason(
+    stack: LoadtestStack,
+) -> None:
+    result = await run_fuzz(600, stack=stack, keep_stack=True)
+    assert result["problems"] == []
+    assert result["http_5xx"] == 0
+    assert result["kafka_accepted"] + result["kafka_rejected"] == result["kafka_inputs"]
+    assert result["http_accepted"] + result["http_rejected"] == result["http_inputs"]
+    assert result["kafka_rejected"] > 0
+    assert result["http_rejected"] > 0

@@ -84,7 +84,8 @@ def create_app(
     client = httpx.AsyncClient(
         timeout=settings.send_timeout_seconds,
         limits=httpx.Limits(
-            max_connections=settings.send_concurrency, max_keepalive_connections=settings.send_concurrency
+            max_connections=settings.webhook_connections + settings.send_concurrency,
+            max_keepalive_connections=settings.webhook_connections + settings.send_concurrency,
         ),
     )
     channels = channels if channels is not None else default_channels(settings, client)
@@ -94,6 +95,8 @@ def create_app(
         channels=channels,
         settings=settings,
         limits=limits if limits is not None else default_limits(settings),
+        concurrency={"webhook": settings.webhook_connections}
+        | ({"email": settings.smtp_connections} if settings.email_via == "smtp" else {}),
     )
     runtime.subscribe(
         Topic.CASES,

@@ -15,7 +15,8 @@ import hmac
 import json
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.header import Header
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import aiosmtplib
@@ -96,15 +97,32 @@ class SmtpChannel:
         for _ in range(max(1, connections)):
             self._idle.put_nowait(aiosmtplib.SMTP(**self._options))  # type: ignore[arg-type]
 
-    def _email(self, message: Message) -> EmailMessage:
-        email = EmailMessage()
-        email["From"] = self._sender
-        email["To"] = message.address
-        email["Subject"] = message.subject
-        # The key lets a receiving system drop a repeat after a crash between sending and recording.
-        email["X-Caseway-Notification-Key"] = message.key
-        email.set_content(message.body)
-        return email
+    def _email(self, message: Message) -> bytes:
+        """The message as RFC 5322 bytes, written directly: the `email` package's header objects cost
+        milliseconds a message, which at hundreds a second is most of the sender's time. Every header
+        value is ours or configuration (never resident text); line breaks are stripped all the same."""
+        subject = _one_line(message.subject)
+        if not subject.isascii():
+            subject = Header(subject, "utf-8").encode()
+        body = message.body.replace("\r\n", "\n").replace("\n", "\r\n")
+        if body.isascii():
+            encoding, payload = "7bit", body.encode()
+        else:
+            encoding, payload = "base64", base64.encodebytes(body.encode()).replace(b"\n", b"\r\n")
+        digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
+        head = (
+            f"From: {self._sender}\r\n"
+            f"To: {_one_line(message.address)}\r\n"
+            f"Subject: {subject}\r\n"
+            f"Date: {formatdate(localtime=False)}\r\n"
+            f"Message-ID: <{digest}@caseway>\r\n"
+            # The key lets a receiving system drop a repeat after a crash between sending and recording.
+            f"X-Caseway-Notification-Key: {_one_line(message.key)}\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+        )
+        return head.encode() + payload
 
     async def send(self, message: Message) -> None:
         email = self._email(message)
@@ -113,7 +131,7 @@ class SmtpChannel:
         try:
             if not client.is_connected:
                 await client.connect()
-            await client.send_message(email)
+            await client.sendmail(self._sender, [message.address], email)
             healthy = True
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise PermanentDeliveryError(f"recipient refused: {error}") from error
@@ -137,6 +155,10 @@ class SmtpChannel:
             if client.is_connected:
                 with contextlib.suppress(Exception):
                     await client.quit()
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 class WebhookChannel:

@@ -79,6 +79,7 @@ class NotifierService:
         channels: Mapping[str, NotificationChannel],
         settings: NotifierSettings,
         limits: Mapping[str, TokenBucket] | None = None,
+        concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self._runtime = runtime
         self._directory = directory
@@ -86,6 +87,12 @@ class NotifierService:
         self._limits = dict(limits or {})
         self._settings = settings
         self._wake = asyncio.Event()
+        # Deliveries in flight per channel, shared by the sender loops: more than a channel's connections
+        # only queue inside its client, and an HTTP client's pool gets slower, not faster, with a queue.
+        concurrency = concurrency or {}
+        self._in_flight = {
+            name: asyncio.Semaphore(concurrency.get(name, settings.send_concurrency)) for name in channels
+        }
 
     # --- consuming cases.v1 -------------------------------------------------------------------------------
 
@@ -210,18 +217,15 @@ class NotifierService:
             entries = await store.digest_entries(
                 connection, (row["notification_key"] for row in rows if row["kind"] in DIGEST_KINDS)
             )
-            in_flight = asyncio.Semaphore(self._settings.send_concurrency)
             outcomes = await asyncio.gather(
-                *(self._deliver(row, entries.get(row["notification_key"]), in_flight) for row in rows)
+                *(self._deliver(row, entries.get(row["notification_key"])) for row in rows)
             )
             await store.record_outcomes(connection, outcomes)
             await self._publish_outcomes(connection, rows, outcomes, entries)
         self._runtime.relay.wake()
         return len(rows)
 
-    async def _deliver(
-        self, row: asyncpg.Record, entries: list[asyncpg.Record] | None, in_flight: asyncio.Semaphore
-    ) -> Outcome:
+    async def _deliver(self, row: asyncpg.Record, entries: list[asyncpg.Record] | None) -> Outcome:
         attempt = row["attempts"] + 1
         key = row["notification_key"]
         subject, body = row["subject"], row["body"]
@@ -236,7 +240,7 @@ class NotifierService:
             if channel is None:
                 raise PermanentDeliveryError(f"no adapter configured for channel {row['channel']!r}")
             message = Message(key=key, address=row["address"], subject=subject, body=body)
-            async with in_flight:
+            async with self._in_flight[row["channel"]]:
                 limit = self._limits.get(row["channel"])
                 if limit is not None:
                     await limit.acquire()

@@ -39,7 +39,8 @@ class NotifierSettings(ServiceSettings):
     smtp_rate_per_minute: int | None = Field(default=None, ge=1)
     webhook_rate_per_minute: int | None = Field(default=None, ge=1)
     send_batch_size: int = Field(default=200, ge=1)
-    send_concurrency: int = Field(default=64, ge=1, description="Deliveries in flight per sender worker.")
+    send_concurrency: int = Field(default=32, ge=1, description="Deliveries in flight per channel (default).")
+    webhook_connections: int = Field(default=8, ge=1, description="Webhook deliveries in flight at once.")
     sender_workers: int = Field(
         default=2, ge=1, description="Sender loops; one sends while another claims and records."
     )

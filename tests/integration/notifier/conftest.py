@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 
 from caseway_notifier.app import create_app
 from caseway_notifier.settings import NotifierSettings
+from caseway_ops.kafka_topics import create_topics
 
 HOOD = "IT Hood"
 NOTIFY_SERVICE_ID = str(uuid.uuid4())
@@ -294,6 +295,7 @@ class Running:
     app: object
     service: object
     infra: object
+    prefix: str
     sink: MailSink
     webhooks: HttpState
     notify: HttpState
@@ -305,12 +307,16 @@ async def notifier(infra, mail_sink, webhooks, notify, tmp_path_factory):
     """The notifier service running in this process with its real adapters, pointed at the loopback
     servers, this session's topics and database. Anything it left pending is cancelled afterwards so no
     later test's notifier delivers it."""
+    # Topics of its own, so that what these tests publish is in nobody else's way (the e2e test reads
+    # the session's topics whole).
+    prefix = f"{infra.topic_prefix}notifier-{uuid.uuid4().hex[:6]}."
+    await create_topics(infra.bootstrap_servers, prefix)
     council = tmp_path_factory.mktemp("council")
     (council / "teams.toml").write_text(teams_toml(webhooks.url))
     settings = NotifierSettings(
         kafka_bootstrap_servers=infra.bootstrap_servers,
         database_url=infra.database_url,
-        topic_prefix=infra.topic_prefix,
+        topic_prefix=prefix,
         council_dir=council,
         smtp_port=mail_sink.port,
         notify_api_key=NOTIFY_KEY,
@@ -334,7 +340,7 @@ async def notifier(infra, mail_sink, webhooks, notify, tmp_path_factory):
         while not all((await app.state.runtime.readiness()).values()):
             assert time.monotonic() < deadline, "the notifier did not become ready"
             await asyncio.sleep(0.2)
-        yield Running(app, app.state.service, infra, mail_sink, webhooks, notify, producer)
+        yield Running(app, app.state.service, infra, prefix, mail_sink, webhooks, notify, producer)
         await app.state.runtime.pool.execute(
             "UPDATE notifier.notifications SET status = 'suppressed' WHERE status = 'pending'"
             " AND (team LIKE 'it-%' OR team = $1)",
@@ -346,11 +352,12 @@ async def notifier(infra, mail_sink, webhooks, notify, tmp_path_factory):
     await producer.stop()
 
 
-async def read_topic(infra, topic: str, *, want, timeout: float = 20.0):
-    """Records of this session's `topic` from the start until `want(records)` holds (or time runs out)."""
+async def read_topic(running: Running, topic: str, *, want, timeout: float = 20.0):
+    """Records of the running notifier's `topic` from the start until `want(records)` holds (or time
+    runs out)."""
     consumer = AIOKafkaConsumer(
-        f"{infra.topic_prefix}{topic}",
-        bootstrap_servers=infra.bootstrap_servers,
+        f"{running.prefix}{topic}",
+        bootstrap_servers=running.infra.bootstrap_servers,
         group_id=f"test-reader-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -45,7 +45,7 @@ def _opened(departments, *, due_at=None, priority="normal", summary="Fly-tipping
 async def _publish(running, *events):
     for event in events:
         await running.producer.send_and_wait(
-            f"{running.infra.topic_prefix}cases.v1",
+            f"{running.prefix}cases.v1",
             event.model_dump_json().encode(),
             key=str(event.case_id).encode(),
             headers=[("event-type", event.event_type.encode()), ("correlation-id", b"it-correlation")],
@@ -89,7 +89,7 @@ async def test_each_team_is_alerted_once_on_each_channel_even_when_the_event_is_
     }
     await _publish(notifier, event)  # redelivered, e.g. after a rebalance or a replay
     suppressed = await topic_reader(
-        notifier.infra,
+        notifier,
         "notifications.v1",
         want=lambda rs: (
             sum(
@@ -158,18 +158,18 @@ async def test_permanent_failures_and_exhausted_retries_are_failed_and_dead_lett
     # 404 and a refused mailbox are permanent at once; 503 is tried max_attempts (3) times.
     assert attempts == {("it-broken", "webhook"): 1, ("it-broken", "email"): 1, ("it-down", "webhook"): 3}
     dead = await topic_reader(
-        notifier.infra,
+        notifier,
         "ops.deadletter.v1",
         want=lambda rs: sum(r.key == str(event.case_id).encode() for r in rs) >= 3,
     )
     mine = [r for r in dead if r.key == str(event.case_id).encode()]
     assert len(mine) == 3
     headers = [{k: v.decode() for k, v in r.headers} for r in mine]
-    assert {h["original-topic"] for h in headers} == {f"{notifier.infra.topic_prefix}cases.v1"}
+    assert {h["original-topic"] for h in headers} == {f"{notifier.prefix}cases.v1"}
     assert sorted(h["attempts"] for h in headers) == ["1", "1", "3"]
     assert all(h["error"] and h["correlation-id"] == "it-correlation" for h in headers)
     failed = await topic_reader(
-        notifier.infra,
+        notifier,
         "notifications.v1",
         want=lambda rs: (
             sum(
@@ -246,7 +246,7 @@ async def test_linked_reports_are_folded_into_one_digest_of_the_period(notifier,
     hooks = [r for r in notifier.webhooks.containing(event.reference) if "more residents" in r[2]["text"]]
     assert len(hooks) == 1
     records = await topic_reader(
-        notifier.infra,
+        notifier,
         "notifications.v1",
         want=lambda rs: (
             sum(

@@ -120,6 +120,7 @@ async def _phase(name, channel, *, count, base, database_url, prefix, http_port,
         council_dir=council,
         smtp_port=base["smtp_port"],
         smtp_connections=args.smtp_connections,
+        webhook_connections=args.webhook_connections,
         ignore_hours=True,
         send_batch_size=args.batch,
         send_concurrency=args.concurrency,
@@ -189,6 +190,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--smtp-connections", type=int, default=8)
+    parser.add_argument("--webhook-connections", type=int, default=8)
     parser.add_argument("--only", choices=["smtp", "webhook"], default=None)
     args = parser.parse_args()
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_BOOTSTRAP_SERVERS)

@@ -252,3 +252,14 @@ def test_backoff_grows_exponentially_with_jitter_up_to_a_bound():
     assert backoff_delay(3, base=2, cap=300, jitter=1) == 8
     assert backoff_delay(3, base=2, cap=300, jitter=0) == 4
     assert backoff_delay(20, base=2, cap=300, jitter=1) == 300
+
+
+def test_channels_through_notify_share_one_bucket_at_notify_s_rate():
+    from caseway_notifier.app import default_limits  # noqa: PLC0415
+    from caseway_notifier.settings import NotifierSettings  # noqa: PLC0415
+
+    limits = default_limits(NotifierSettings(notify_api_key="k" * 80, email_via="notify"))
+    assert limits["sms"] is limits["email"]
+    assert limits["sms"].rate == 3000 / 60
+    assert "webhook" not in limits
+    assert "email" not in default_limits(NotifierSettings())

@@ -45,3 +45,13 @@ services-up: setup
 
 services-down:
 	$(RUN) caseway services down
+
+## bench: raw Kafka ceiling vs Caseway end to end, latency at 50/200/1000 reports/s, peak memory, on the
+## load test's own stack (other ports); writes bench/results.json and bench/latency.png.
+bench: setup
+	$(RUN) caseway bench $(BENCH_ARGS)
+
+## faults: the full fault suite under steady load (kill -9 of every service x5, of Kafka x3, PostgreSQL
+## restarted x2, poison 1 in 1,000), then the invariants and a replay; writes bench/faults.json.
+faults: setup
+	$(RUN) caseway faults $(FAULTS_ARGS)

@@ -37,6 +37,7 @@ async def stack() -> AsyncIterator[LoadtestStack]:
         shutil.rmtree(separate.config.state_dir, ignore_errors=True)
 
 
+@pytest.mark.timeout(900)
 async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(stack: LoadtestStack) -> None:
     plan = FaultPlan(
         rate=50,
@@ -50,8 +51,8 @@ async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(sta
     run = await run_faults(plan, stack=stack, keep_stack=True)
     counts = run.counts
     assert [f["fault"] for f in run.faults].count("kafka") == 1
-    assert len(run.faults) == 5  # noqa: PLR2004 - three services, the broker, PostgreSQL
-    assert counts.accepted > 500  # noqa: PLR2004 - the load really flowed
+    assert len(run.faults) == 5
+    assert counts.accepted > 500
     assert counts.cases > 0
     assert counts.lost_reports == 0
     assert counts.duplicate_cases == 0
@@ -67,6 +68,7 @@ async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(sta
     assert run.problems() == []
 
 
+@pytest.mark.timeout(600)
 async def test_bad_inputs_through_both_intake_paths_are_each_accepted_or_rejected_with_a_reason(
     stack: LoadtestStack,
 ) -> None:

@@ -18,7 +18,6 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from caseway_shared.council import load_council
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from caseway_ops.loadtest.generator import GeneratedReport
     from caseway_ops.loadtest.stack import LoadtestStack
@@ -112,7 +112,11 @@ async def measure_ceiling(bootstrap: str, prefix: str, values: Sequence[bytes]) 
         max_poll_records=5000,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
     await consumer.start()
     await producer.start()
@@ -122,7 +126,9 @@ async def measure_ceiling(bootstrap: str, prefix: str, values: Sequence[bytes]) 
         start = time.monotonic()
 
         async def produce() -> None:
-            futures = [await producer.send(topic, value, key=str(i).encode()) for i, value in enumerate(values)]
+            futures = [
+                await producer.send(topic, value, key=str(i).encode()) for i, value in enumerate(values)
+            ]
             await asyncio.gather(*futures)
 
         producing = asyncio.create_task(produce())
@@ -153,7 +159,8 @@ async def _report_timings(database_url: str, sent: Sequence[Sent]) -> list[dict[
                    min(n.created_at) AS planned_at, max(n.sent_at) AS sent_at
             FROM first f
             JOIN intake.reports i USING (report_id)
-            JOIN notifier.notifications n ON n.case_id = f.case_id AND n.kind = 'new-case' AND n.status = 'sent'
+            JOIN notifier.notifications n
+              ON n.case_id = f.case_id AND n.kind = 'new-case' AND n.status = 'sent'
             WHERE f.report_id = ANY($1::uuid[])
             GROUP BY f.report_id, i.accepted_at, f.routed_at
             """,
@@ -214,7 +221,7 @@ def _stages(timings: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-async def run_bench(
+async def run_bench(  # noqa: PLR0915 - one run's steps, in order, read best in one place
     plan: BenchPlan, *, stack: LoadtestStack, say: Callable[[str], None] = print, keep_stack: bool = False
 ) -> dict[str, Any]:
     run_id = f"b{uuid.uuid4().hex[:8]}"
@@ -230,7 +237,10 @@ async def run_bench(
     )
     generator = LoadGenerator(load_council(), seed=plan.seed, run_id=run_id, http_share=plan.http_share)
     publisher = Publisher(
-        bootstrap=env.bootstrap_servers, prefix=env.topic_prefix, intake_port=services.ports["intake"], api_key=api_key
+        bootstrap=env.bootstrap_servers,
+        prefix=env.topic_prefix,
+        intake_port=services.ports["intake"],
+        api_key=api_key,
     )
     results: dict[str, Any] = {"run_id": run_id}
     try:
@@ -245,7 +255,9 @@ async def run_bench(
         await publisher.start()
         # A few reports first, so that every service has joined its group and warmed its caches.
         await paced(publisher, [generator.next() for _ in range(50)], rate=50)
-        await wait_quiet(env.database_url, env.bootstrap_servers, env.topic_prefix, expect_reports=None, timeout=120)
+        await wait_quiet(
+            env.database_url, env.bootstrap_servers, env.topic_prefix, expect_reports=None, timeout=120
+        )
 
         say(f"(b) peak: a backlog of {plan.backlog} reports, published as fast as possible")
         cpu_before = {name: cpu_seconds(services.pid(name)) for name in SERVICES} | infrastructure_cpu(stack)
@@ -254,15 +266,25 @@ async def run_bench(
         publish_s = await paced(publisher, backlog, rate=None)
         expect = len({s.report_id for s in publisher.sent if s.report.valid and s.report_id})
         await wait_quiet(
-            env.database_url, env.bootstrap_servers, env.topic_prefix, expect_reports=expect, timeout=plan.quiet_timeout
+            env.database_url,
+            env.bootstrap_servers,
+            env.topic_prefix,
+            expect_reports=expect,
+            timeout=plan.quiet_timeout,
         )
         done = await _last_activity(env.database_url)
         accepted = sum(1 for s in publisher.sent[first:] if s.report.valid and s.report_id)
         e2e = accepted / (done - start)
         cpu_after = {name: cpu_seconds(services.pid(name)) for name in SERVICES} | infrastructure_cpu(stack)
-        cpu = {name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / accepted * 1000, 2) for name in cpu_after}
+        cpu = {
+            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / accepted * 1000, 2)
+            for name in cpu_after
+        }
         peak_timings = await _report_timings(env.database_url, publisher.sent[first:])
-        say(f"    published in {publish_s:.1f} s; {accepted} reports end to end in {done - start:.1f} s: {e2e:,.0f}/s")
+        say(
+            f"    published in {publish_s:.1f} s; {accepted} reports end to end"
+            f" in {done - start:.1f} s: {e2e:,.0f}/s"
+        )
 
         latency: dict[str, Any] = {}
         stages: dict[str, Any] = {"peak": _stages(peak_timings)}
@@ -271,14 +293,19 @@ async def run_bench(
             first = len(publisher.sent)
             took = await paced(publisher, reports, rate=rate)
             await wait_quiet(
-                env.database_url, env.bootstrap_servers, env.topic_prefix, expect_reports=None, timeout=plan.quiet_timeout
+                env.database_url,
+                env.bootstrap_servers,
+                env.topic_prefix,
+                expect_reports=None,
+                timeout=plan.quiet_timeout,
             )
             timings = await _report_timings(env.database_url, publisher.sent[first:])
             latency[str(rate)] = {**_latency(timings), "achieved_offered_rps": round(len(reports) / took, 1)}
             stages[str(rate)] = _stages(timings)
             figures = latency[str(rate)]
             say(
-                f"    {rate}/s offered: p50 {figures['p50']} ms, p95 {figures['p95']} ms, p99 {figures['p99']} ms"
+                f"    {rate}/s offered: p50 {figures['p50']} ms, p95 {figures['p95']} ms,"
+                f" p99 {figures['p99']} ms"
                 f" ({figures['measured_reports']} reports)"
             )
         rss = services.record_rss()

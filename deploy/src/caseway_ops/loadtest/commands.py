@@ -19,8 +19,11 @@ def _quiet_clients() -> None:
 
 def bench(
     backlog: Annotated[int, typer.Option(help="Reports in the peak-throughput backlog.")] = 20_000,
-    rates: Annotated[str, typer.Option(help="Offered rates for latency, reports/s, comma-separated.")] = "50,200,1000",
+    rates: Annotated[
+        str, typer.Option(help="Offered rates for latency, reports/s, comma-separated.")
+    ] = "50,200,1000",
     phase_seconds: Annotated[float, typer.Option(help="Seconds of paced load at each rate.")] = 20.0,
+    *,
     keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
 ) -> None:
     """Benchmark: raw Kafka ceiling, sustained reports/s end to end, latency at fixed rates, peak memory;
@@ -36,18 +39,22 @@ def bench(
     results |= {"goals_met": goals_met(results), "machine": machine()}
     path = write_json("results.json", results)
     png = plot_latency(results, bench_dir() / "latency.png")
-    typer.echo(f"ratio (b)/(a): {results['end_to_end_rps']:,.0f} / {results['ceiling_rps']:,.0f} = {results['ratio']}")
+    typer.echo(
+        f"ratio (b)/(a): {results['end_to_end_rps']:,.0f} / {results['ceiling_rps']:,.0f}"
+        f" = {results['ratio']}"
+    )
     typer.echo(f"peak RSS MB: {results['peak_rss_mb']}; goals met: {results['goals_met']}")
     typer.echo(f"wrote {path} and {png}")
 
 
-def faults(
+def faults(  # noqa: PLR0917 - typer maps each option to a parameter
     rate: Annotated[float, typer.Option(help="Steady load, reports/s.")] = 100.0,
     service_kills: Annotated[int, typer.Option(help="kill -9 of each service.")] = 5,
     kafka_kills: Annotated[int, typer.Option(help="kill -9 and restart of the broker.")] = 3,
     postgres_restarts: Annotated[int, typer.Option(help="Restarts of PostgreSQL.")] = 2,
     gap_seconds: Annotated[float, typer.Option(help="Steady load between faults.")] = 8.0,
     poison_every: Annotated[int, typer.Option(help="One poison message in this many.")] = 1000,
+    *,
     keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
 ) -> None:
     """Fault suite under steady load; proves nothing lost or duplicated; writes bench/faults.json."""
@@ -76,7 +83,10 @@ def faults(
 
 
 def fuzz(
-    count: Annotated[int, typer.Option(help="Bad inputs to generate (split over both intake paths).")] = 10_000,
+    count: Annotated[
+        int, typer.Option(help="Bad inputs to generate (split over both intake paths).")
+    ] = 10_000,
+    *,
     keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
 ) -> None:
     """Fuzz both intake paths with generated bad inputs; every one accepted or rejected with a reason,

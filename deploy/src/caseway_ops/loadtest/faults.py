@@ -22,12 +22,13 @@ from caseway_ops.loadtest import invariants
 from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
 from caseway_ops.loadtest.harness import Publisher, Sent, reset_groups, wait_quiet
 from caseway_ops.loadtest.services import SERVICES, ServiceSet
-from caseway_ops.loadtest.stack import LoadtestStack
 from caseway_shared.council import load_council
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from caseway_ops.loadtest.stack import LoadtestStack
 
 log = structlog.get_logger(__name__)
 POISON_TOPICS = (Topic.CONTACT_CENTRE_REPORTS, Topic.REPORTS_RECEIVED, Topic.CASES)
@@ -87,10 +88,10 @@ def schedule(plan: FaultPlan, rng: random.Random) -> list[str]:
     return faults
 
 
-async def run_faults(
+async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in one place
     plan: FaultPlan, *, stack: LoadtestStack, say: Callable[[str], None] = print, keep_stack: bool = False
 ) -> FaultRun:
-    rng = random.Random(plan.seed)
+    rng = random.Random(plan.seed)  # noqa: S311 - a reproducible schedule, not a secret
     run_id = f"f{uuid.uuid4().hex[:8]}"
     say(f"fault suite {run_id}: starting the load test's own stack ({stack.config.bootstrap_servers})")
     await stack.up()
@@ -143,7 +144,8 @@ async def run_faults(
                 {"fault": fault, "at_s": round(t0 - started, 1), "recovered_s": round(took, 1)}
             )
             say(
-                f"  fault {index}: {fault} ({'kill -9' if fault != 'postgres' else 'restart'}), back in {took:.1f} s"
+                f"  fault {index}: {fault} ({'kill -9' if fault != 'postgres' else 'restart'}),"
+                f" back in {took:.1f} s"
             )
             await asyncio.sleep(plan.gap_seconds)
         stop_load.set()
@@ -168,11 +170,9 @@ async def run_faults(
         )
         say("replaying every topic from the beginning (consumer groups deleted, services restarted)")
         before = await invariants.totals(env.database_url)
-        for name in SERVICES:
-            await services.stop(name)
+        await asyncio.gather(*(services.stop(name) for name in SERVICES))
         await reset_groups(env.bootstrap_servers, env.topic_prefix)
-        for name in SERVICES:
-            await services.start(name)
+        await services.start(*SERVICES)
         await wait_quiet(
             env.database_url,
             env.bootstrap_servers,

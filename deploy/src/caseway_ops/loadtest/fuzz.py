@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from caseway_ops.loadtest.stack import LoadtestStack
 
 _FIELDS = ("source_system", "source_id", "channel", "received_at", "location", "description", "category")
-_WRONG = (0, -1, 1.5, True, None, [], {}, [1, 2], {"a": 1}, "", "x" * 70)
+_WRONG: tuple[object, ...] = (0, -1, 1.5, True, None, [], {}, [1, 2], {"a": 1}, "", "x" * 70)
 _BAD_LATS = (91, -90.0001, 1e308, "abc", "NaN", float("inf"), None, [53.4])
 
 
@@ -44,7 +44,7 @@ def _base(source_id: str, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def kafka_input(n: int, rng: random.Random) -> tuple[str, bytes, dict[str, Any] | None]:
+def kafka_input(n: int, rng: random.Random) -> tuple[str, bytes, dict[str, Any] | None]:  # noqa: C901, PLR0912
     """(mutation, bytes, the event as a dict when it is one) for fuzz input `n`."""
     source_id = f"FZ-{n}"
     event = _base(source_id, rng)
@@ -62,11 +62,17 @@ def kafka_input(n: int, rng: random.Random) -> tuple[str, bytes, dict[str, Any] 
         where = rng.choice(["description", "category_text", "source_id"])
         event[where] = "é" * rng.choice([4001, 70_000, 200_000])
     elif kind == 5:  # noqa: PLR2004
-        event["location"] = {"lat": rng.choice(_BAD_LATS), "lon": -2.98} if rng.random() < 0.7 else {"lat": 53.4}  # noqa: PLR2004
+        event["location"] = (
+            {"lat": rng.choice(_BAD_LATS), "lon": -2.98}
+            if rng.random() < 0.7  # noqa: PLR2004
+            else {"lat": 53.4}
+        )
     elif kind == 6:  # noqa: PLR2004
         event[f"unknown_{rng.randrange(9)}"] = "surprise"
     elif kind == 7:  # noqa: PLR2004
-        event["received_at"] = rng.choice(["2026-13-45T99:00:00", "2026-01-01T10:00:00", "yesterday", 1700000000])
+        event["received_at"] = rng.choice(
+            ["2026-13-45T99:00:00", "2026-01-01T10:00:00", "yesterday", 1700000000]
+        )
     elif kind == 8:  # noqa: PLR2004
         return "not-an-object", json.dumps(rng.choice([[event], 42, "text", None, True])).encode(), None
     elif kind == 9:  # noqa: PLR2004
@@ -81,12 +87,26 @@ def kafka_input(n: int, rng: random.Random) -> tuple[str, bytes, dict[str, Any] 
         event["reporter"] = {"email": "no-at-sign", "phone": "call me"}
     else:
         event["attachments"] = rng.choice([["not a url"], ["http://x"] * 11, "http://x", [None]])
-    mutation = ("", "", "missing-field", "wrong-type", "huge-string", "bad-coordinates", "extra-field",
-                "bad-datetime", "", "", "", "schema-version", "bad-channel-contact", "bad-attachments")[kind]
+    mutation = (
+        "",
+        "",
+        "missing-field",
+        "wrong-type",
+        "huge-string",
+        "bad-coordinates",
+        "extra-field",
+        "bad-datetime",
+        "",
+        "",
+        "",
+        "schema-version",
+        "bad-channel-contact",
+        "bad-attachments",
+    )[kind]
     return mutation, json.dumps(event, allow_nan=True).encode(), event
 
 
-def http_input(n: int, rng: random.Random, api_key: str) -> tuple[str, dict[str, Any]]:
+def http_input(n: int, rng: random.Random, api_key: str) -> tuple[str, dict[str, Any]]:  # noqa: C901, PLR0912
     """(mutation, httpx request arguments) for fuzz input `n`."""
     form: dict[str, Any] = {
         "api_key": api_key,
@@ -110,35 +130,74 @@ def http_input(n: int, rng: random.Random, api_key: str) -> tuple[str, dict[str,
     elif kind == 5:  # noqa: PLR2004
         form["email"] = rng.choice(["no-at", "a@b", "x" * 300 + "@example.org"])
     elif kind == 6:  # noqa: PLR2004
-        return "bad-utf8", {"content": b"api_key=" + api_key.encode() + b"&service_code=litter&description=%FF%FE&lat=53.4&long=-2.9",
-                            "headers": {**headers, "content-type": "application/x-www-form-urlencoded"}}
+        return "bad-utf8", {
+            "content": b"api_key="
+            + api_key.encode()
+            + b"&service_code=litter&description=%FF%FE&lat=53.4&long=-2.9",
+            "headers": {**headers, "content-type": "application/x-www-form-urlencoded"},
+        }
     elif kind == 7:  # noqa: PLR2004
         junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
-        return "random-body", {"content": junk, "headers": {**headers, "content-type": rng.choice(
-            ["application/x-www-form-urlencoded", "application/json", "multipart/form-data", "text/plain"])}}
+        return "random-body", {
+            "content": junk,
+            "headers": {
+                **headers,
+                "content-type": rng.choice(
+                    [
+                        "application/x-www-form-urlencoded",
+                        "application/json",
+                        "multipart/form-data",
+                        "text/plain",
+                    ]
+                ),
+            },
+        }
     elif kind == 8:  # noqa: PLR2004
         form["api_key"] = rng.choice(["", "wrong", "x" * 300])
     elif kind == 9:  # noqa: PLR2004
-        return "too-big", {"content": b"description=" + b"a" * 70_000 + b"&api_key=" + api_key.encode(),
-                           "headers": {**headers, "content-type": "application/x-www-form-urlencoded"}}
+        return "too-big", {
+            "content": b"description=" + b"a" * 70_000 + b"&api_key=" + api_key.encode(),
+            "headers": {**headers, "content-type": "application/x-www-form-urlencoded"},
+        }
     elif kind == 10:  # noqa: PLR2004
         form["attribute[nonsense]"] = "yes"
     elif kind == 11:  # noqa: PLR2004
         form["media_url"] = rng.choice(["not a url", "javascript:alert(1)", "ftp://"])
     elif kind == 12:  # noqa: PLR2004
-        return "bad-json", {"content": b'{"api_key": "' + api_key.encode() + b'", "service_code": ',
-                            "headers": {**headers, "content-type": "application/json"}}
+        return "bad-json", {
+            "content": b'{"api_key": "' + api_key.encode() + b'", "service_code": ',
+            "headers": {**headers, "content-type": "application/json"},
+        }
     else:
         headers["Idempotency-Key"] = rng.choice(["has space", "x" * 65, "ü"])
-    mutation = ("missing-service-code", "bad-service-code", "bad-lat", "missing-long", "huge-description",
-                "bad-email", "", "", "bad-api-key", "", "unknown-attribute", "bad-media-url", "", "bad-idempotency-key")[kind]
+    mutation = (
+        "missing-service-code",
+        "bad-service-code",
+        "bad-lat",
+        "missing-long",
+        "huge-description",
+        "bad-email",
+        "",
+        "",
+        "bad-api-key",
+        "",
+        "unknown-attribute",
+        "bad-media-url",
+        "",
+        "bad-idempotency-key",
+    )[kind]
     return mutation, {"data": form, "headers": headers}
 
 
-async def run_fuzz(
-    count: int, *, stack: LoadtestStack, say: Callable[[str], None] = print, keep_stack: bool = False, seed: int = 3
+async def run_fuzz(  # noqa: C901, PLR0912, PLR0915 - one run's steps and accounting, in order
+    count: int,
+    *,
+    stack: LoadtestStack,
+    say: Callable[[str], None] = print,
+    keep_stack: bool = False,
+    seed: int = 3,
 ) -> dict[str, Any]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible inputs, not a secret
     run_id = f"z{uuid.uuid4().hex[:8]}"
     say(f"fuzz {run_id}: {count} bad inputs on the load test's own stack")
     await stack.up()
@@ -151,7 +210,10 @@ async def run_fuzz(
         mail_file=stack.config.logs_dir / f"{run_id}-mail.tsv",
     )
     publisher = Publisher(
-        bootstrap=env.bootstrap_servers, prefix=env.topic_prefix, intake_port=services.ports["intake"], api_key=api_key
+        bootstrap=env.bootstrap_servers,
+        prefix=env.topic_prefix,
+        intake_port=services.ports["intake"],
+        api_key=api_key,
     )
     try:
         await services.start_all()
@@ -163,7 +225,11 @@ async def run_fuzz(
         for n in range(kafka_n):
             mutation, value, event = kafka_input(n, rng)
             mutations[f"kafka:{mutation}"] += 1
-            if event is not None and isinstance(event.get("source_system"), str) and isinstance(event.get("source_id"), str):
+            if (
+                event is not None
+                and isinstance(event.get("source_system"), str)
+                and isinstance(event.get("source_id"), str)
+            ):
                 expected_ids[n] = report_id_for(event["source_system"], event["source_id"])
             report = GeneratedReport(n, "kafka", "malformed", f"FZ-{n}", key=f"FZ-{n}".encode(), value=value)
             kafka_sent.append(publisher.send(report))
@@ -197,13 +263,17 @@ async def run_fuzz(
 
             await asyncio.gather(*(post(n) for n in range(kafka_n, count)))
 
-        await wait_quiet(env.database_url, env.bootstrap_servers, env.topic_prefix, expect_reports=None, timeout=300)
+        await wait_quiet(
+            env.database_url, env.bootstrap_servers, env.topic_prefix, expect_reports=None, timeout=300
+        )
         db = await asyncpg.connect(env.database_url)
         try:
             in_intake = {r["report_id"] for r in await db.fetch("SELECT report_id FROM intake.reports")}
         finally:
             await db.close()
-        rejected = provenance(await read_topic(env.bootstrap_servers, f"{env.topic_prefix}{Topic.REPORTS_REJECTED}"))
+        rejected = provenance(
+            await read_topic(env.bootstrap_servers, f"{env.topic_prefix}{Topic.REPORTS_REJECTED}")
+        )
         dead = provenance(await read_topic(env.bootstrap_servers, f"{env.topic_prefix}{Topic.DEADLETTER}"))
         kafka_rejected = kafka_accepted = kafka_dead = 0
         unaccounted = []

@@ -107,7 +107,7 @@ class LoadGenerator:
         poison_every: int = 0,
         hotspot_share: float = 0.3,
     ) -> None:
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - a reproducible load, not a secret
         self._run = run_id
         self._http_share = http_share
         self._repeat_share = repeat_share

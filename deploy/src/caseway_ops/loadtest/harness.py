@@ -93,7 +93,8 @@ class Publisher:
         return await self._produce(report, self.topic(topic))
 
     async def _produce(self, report: GeneratedReport, topic: str) -> Sent:
-        assert self._producer is not None
+        if self._producer is None:
+            raise RuntimeError("Publisher.start() first")
         at = time.time()
         attempts = 0
         while True:
@@ -113,7 +114,8 @@ class Publisher:
         return sent
 
     async def _post(self, report: GeneratedReport) -> Sent:
-        assert self._http is not None
+        if self._http is None:
+            raise RuntimeError("Publisher.start() first")
         at = time.time()
         attempts = 0
         # The same Idempotency-Key on every try: a retry after a lost answer is the same request.
@@ -272,7 +274,8 @@ async def snapshot(db: asyncpg.Connection, bootstrap: str, prefix: str) -> Quiet
                  WHERE status = 'pending' AND not_before <= now()) AS pending_due
         """
     )
-    assert row is not None
+    if row is None:
+        raise RuntimeError("no row")
     return Quiet(**dict(row), lag=await consumer_lag(bootstrap, prefix))
 
 
@@ -290,7 +293,7 @@ async def wait_quiet(
                 now = await snapshot(db, bootstrap, prefix)
             finally:
                 await db.close()
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             log.info("quiet_check_failed", error=type(error).__name__)
             now = None
         if now is not None:
@@ -331,7 +334,9 @@ async def _rewind(bootstrap: str, prefix: str, service: str, topics: Sequence[To
     await consumer.start()
     try:
         tps = [
-            TopicPartition(f"{prefix}{topic}", p) for topic in topics for p in await _partitions(consumer, f"{prefix}{topic}")
+            TopicPartition(f"{prefix}{topic}", p)
+            for topic in topics
+            for p in await _partitions(consumer, f"{prefix}{topic}")
         ]
         consumer.assign(tps)
         await consumer.commit(dict.fromkeys(tps, 0))

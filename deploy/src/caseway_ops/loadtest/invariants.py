@@ -95,10 +95,12 @@ async def count(
         }
         cases = await db.fetchval("SELECT count(*) FROM router.cases")
         orphan_cases = await db.fetchval(
-            "SELECT count(*) FROM router.cases c WHERE NOT EXISTS (SELECT 1 FROM router.reports r WHERE r.case_id = c.case_id)"
+            "SELECT count(*) FROM router.cases c"
+            " WHERE NOT EXISTS (SELECT 1 FROM router.reports r WHERE r.case_id = c.case_id)"
         )
         assignments = await db.fetch(
-            "SELECT a.case_id, a.department, c.neighbourhood FROM router.assignments a JOIN router.cases c USING (case_id)"
+            "SELECT a.case_id, a.department, c.neighbourhood"
+            " FROM router.assignments a JOIN router.cases c USING (case_id)"
         )
         notifications = await db.fetch(
             "SELECT notification_key, case_id, team, channel, kind, status FROM notifier.notifications"
@@ -168,9 +170,11 @@ async def totals(database_url: str) -> tuple[int, int]:
     db = await asyncpg.connect(database_url)
     try:
         row = await db.fetchrow(
-            "SELECT (SELECT count(*) FROM router.cases) AS c, (SELECT count(*) FROM notifier.notifications) AS n"
+            "SELECT (SELECT count(*) FROM router.cases) AS c,"
+            " (SELECT count(*) FROM notifier.notifications) AS n"
         )
-        assert row is not None
+        if row is None:
+            raise RuntimeError("no row")
         return int(row["c"]), int(row["n"])
     finally:
         await db.close()

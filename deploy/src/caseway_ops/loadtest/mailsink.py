@@ -11,9 +11,12 @@ import signal
 import sys
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from aiosmtpd.controller import Controller
+
+if TYPE_CHECKING:
+    from aiosmtpd.smtp import Envelope
 
 KEY_HEADER = "X-Caseway-Notification-Key"
 
@@ -25,8 +28,10 @@ class CountingHandler:
         self._out = out
         self._parser = BytesHeaderParser()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802, ARG002
-        headers = self._parser.parsebytes(envelope.content)
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802, ARG002
+        content = envelope.content
+        raw = content.encode() if isinstance(content, str) else (content or b"")
+        headers = self._parser.parsebytes(raw)
         key = (headers.get(KEY_HEADER) or "").replace("\t", " ").replace("\n", " ")
         self._out.write(f"{key}\t{','.join(envelope.rcpt_tos)}\n")
         return "250 OK"

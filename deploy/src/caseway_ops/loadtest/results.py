@@ -36,7 +36,9 @@ def goals_met(results: dict[str, Any]) -> dict[str, bool]:
         "end_to_end_rps": results.get("end_to_end_rps", 0) >= GOALS["end_to_end_rps_at_least"],
         "ratio": results.get("ratio", 0) >= GOALS["ratio_at_least"],
         "p99_at_200": latency_200.get("p99", float("inf")) <= GOALS["p99_ms_at_200_rps_at_most"],
-        "peak_rss": all(v <= GOALS["peak_rss_mb_per_service_at_most"] for v in results.get("peak_rss_mb", {}).values()),
+        "peak_rss": all(
+            v <= GOALS["peak_rss_mb_per_service_at_most"] for v in results.get("peak_rss_mb", {}).values()
+        ),
     }
 
 
@@ -60,7 +62,9 @@ def plot_latency(results: dict[str, Any], path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for q, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^-.")):
         axes.plot(x, [results["latency_ms"][r][q] for r in rates], style, label=q)
-    axes.axhline(GOALS["p99_ms_at_200_rps_at_most"], color="grey", linewidth=0.8, linestyle=":", label="p99 goal")
+    axes.axhline(
+        GOALS["p99_ms_at_200_rps_at_most"], color="grey", linewidth=0.8, linestyle=":", label="p99 goal"
+    )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("offered load (reports/s)")

@@ -10,14 +10,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from pathlib import Path
+from typing import IO
 
 import httpx
 
 from caseway_ops.errors import StackError
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 SERVICES = ("intake", "router", "notifier")
 READY_TIMEOUT = 120.0
@@ -32,7 +30,7 @@ def free_port() -> int:
 def peak_rss_mb(pid: int) -> float | None:
     """The process's peak resident set (VmHWM), in MB; None once it is gone."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        with Path(f"/proc/{pid}/status").open(encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
@@ -150,10 +148,12 @@ class ServiceSet:
         await asyncio.to_thread(running.process.wait)
         running.log.close()
 
-    async def start(self, name: str) -> None:
-        self._spawn(name)
-        self.restarts[name] = self.restarts.get(name, 0) + 1
-        await self.wait_ready(name)
+    async def start(self, *names: str) -> None:
+        """Start the named services together and wait until each is ready."""
+        for name in names:
+            self._spawn(name)
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+        await self.wait_ready(*names)
 
     async def stop(self, name: str, *, grace: float = 30.0) -> None:
         self._record_rss(name)

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from caseway_ops import kafka_broker, postgres_server

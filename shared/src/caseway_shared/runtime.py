@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaMessage  # noqa: TC002 - FastStream reads the annotation at run time
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, generate_latest
@@ -30,7 +30,7 @@ from caseway_shared.asyncapi import build_asyncapi
 from caseway_shared.consuming import BatchConsumer, BatchHandler, DeadLetters, RetryPolicy
 from caseway_shared.db import create_pool
 from caseway_shared.events import Heartbeat
-from caseway_shared.kafka import Record, consumer_group, make_broker, topic_name
+from caseway_shared.kafka import Record, consumer_group, make_broker, producer_options, topic_name
 from caseway_shared.logging import configure_logging
 from caseway_shared.metrics import ServiceMetrics
 from caseway_shared.outbox import OutboxRelay
@@ -161,14 +161,18 @@ class ServiceRuntime:
             service=self.service, endpoint=self.settings.otel_exporter_otlp_endpoint
         )
         self._pool = await create_pool(self.settings, application_name=f"caseway-{self.service}")
+        self._outbox_producer = AIOKafkaProducer(
+            **producer_options(self.settings, client_id=f"caseway-{self.service}-outbox")
+        )
         self._relay = OutboxRelay(
             pool=self._pool,
-            broker=self.broker,
+            producer=self._outbox_producer,
             schema=self.schema,
             on_published=self.figures.outbox_published.labels(self.service).inc,
         )
         try:
             await self.broker.start()
+            await self._outbox_producer.start()
             self._tasks.append(asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox"))
             self._tasks.extend(asyncio.create_task(job()) for job in self._background)
             self._tasks.append(asyncio.create_task(self._heartbeats(), name=f"{self.service}-heartbeat"))
@@ -188,6 +192,7 @@ class ServiceRuntime:
                 async with asyncio.timeout(10):
                     while await self._relay.publish_pending():
                         pass
+            await self._outbox_producer.stop()
             await self.broker.stop()
             await self._pool.close()
 

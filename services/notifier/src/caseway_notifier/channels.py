@@ -3,6 +3,10 @@
 `send` raises `TransientDeliveryError` for what may work later (timeouts, 429, 5xx, connection refused)
 and `PermanentDeliveryError` for what never will (a rejected address, 4xx): the sender retries the first
 and records the second as failed.
+
+Adapters: `SmtpChannel` (email over SMTP, connections reused), `NotifyChannel` (email or SMS through
+GOV.UK Notify's HTTP API), `WebhookChannel` (chat tools' incoming webhooks) and `InMemoryChannel`, the
+twin for unit tests.
 """
 
 from __future__ import annotations

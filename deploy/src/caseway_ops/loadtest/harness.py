@@ -16,7 +16,7 @@ import httpx
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from caseway_shared.topics import Topic
 
@@ -103,6 +103,8 @@ class Publisher:
                 future = await self._producer.send(topic, report.value, key=report.key)
                 metadata = await future
                 break
+            except MessageSizeTooLargeError:
+                raise  # no retry makes it fit: the caller sent something Kafka never takes
             except Exception as error:  # the broker is down or restarting: send the same record again
                 self.failures += 1
                 log.debug("publish_retry", error=type(error).__name__)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,10 @@ from caseway_shared.topics import Topic
 from caseway_shared.version import caseway_version
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     import asyncpg
+    from aiokafka import ConsumerRecord
     from faststream.kafka.subscriber.usecase import BatchSubscriber
     from starlette.requests import Request
 
@@ -115,6 +117,8 @@ class ServiceRuntime:
             auto_offset_reset="earliest",
             max_records=self.settings.consumer_max_records,
             batch_timeout_ms=50,
+            parser=tolerant_parser,
+            decoder=keep_bytes,
             title=title,
             description=description,
         )
@@ -272,6 +276,37 @@ class ServiceRuntime:
             Route("/metrics", metrics),
             Route("/asyncapi.json", asyncapi),
         ]
+
+
+async def tolerant_parser(
+    raw: tuple[ConsumerRecord[Any, Any], ...],
+    parse: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[KafkaMessage]],
+) -> KafkaMessage:
+    """FastStream's parser, but a header that is not UTF-8 cannot make a record unreadable.
+
+    FastStream decodes every header value strictly; one bad byte would raise before our handler runs,
+    and the batch would be redelivered for ever. Such values are read with replacement characters.
+    """
+    try:
+        return await parse(raw)
+    except UnicodeDecodeError:
+        sanitised = tuple(
+            replace(
+                record,
+                headers=[(name, value.decode("utf-8", "replace").encode()) for name, value in record.headers],
+            )
+            for record in raw
+        )
+        return await parse(sanitised)
+
+
+async def keep_bytes(message: KafkaMessage) -> list[bytes]:
+    """The records' values as they are: handlers parse them, and turn what is unreadable into a rejection
+    or a dead letter. (FastStream's own decoding tries JSON and lets RecursionError and bad content-types
+    escape, which would block the partition.)"""
+    raw = message.raw_message
+    records = raw if isinstance(raw, tuple) else (raw,)
+    return [record.value or b"" for record in records]
 
 
 def _assigned(subscriber: BatchSubscriber) -> bool:

@@ -95,6 +95,15 @@ async def test_a_service_reports_health_readiness_metrics_and_heartbeats_and_dea
             key=poison_key,
             headers=[("correlation-id", b"poison-correlation")],
         )
+        # JSON nested past Python's recursion limit, and a header that is not UTF-8 on a body that claims
+        # to be JSON and is not: each once made the framework fail before the handler, for ever.
+        await producer.send_and_wait(topic, b"[" * 30000 + b"]" * 30000, key=poison_key)
+        await producer.send_and_wait(
+            topic,
+            b"{not json",
+            key=poison_key,
+            headers=[("content-type", b"application/json"), ("x-bad", bytes([0xFF, 0xFE]))],
+        )
         await producer.send_and_wait(topic, good.model_dump_json().encode(), key=poison_key)
         await producer.stop()
 
@@ -108,8 +117,13 @@ async def test_a_service_reports_health_readiness_metrics_and_heartbeats_and_dea
         async def dead_lettered():
             return [r for r in await _read_all(infra, "ops.deadletter.v1") if r.key == poison_key]
 
-        letters = await _wait_for(dead_lettered)
-        assert len(letters) == 1
+        async def all_dead_lettered():
+            found = await dead_lettered()
+            return found if len(found) >= 3 else None
+
+        letters = await _wait_for(all_dead_lettered)
+        assert len(letters) == 3
+        assert all("MalformedMessage" in dict(letter.headers)["error"].decode() for letter in letters)
         headers = {k: v.decode() for k, v in letters[0].headers}
         assert headers["original-topic"] == topic
         assert headers["original-partition"].isdigit()
@@ -120,7 +134,7 @@ async def test_a_service_reports_health_readiness_metrics_and_heartbeats_and_dea
         assert letters[0].value == b'{"event_type": "ReportReceived", "nonsense": true}'
 
         metrics = (await client.get("/metrics")).text
-        assert f'caseway_records_dead_lettered_total{{service="router",topic="{topic}"}} 1.0' in metrics
+        assert f'caseway_records_dead_lettered_total{{service="router",topic="{topic}"}} 3.0' in metrics
         assert "caseway_records_processed_total" in metrics
         assert "caseway_consumer_lag" in metrics
         assert "caseway_db_pool_size" in metrics

@@ -218,12 +218,22 @@ async def _steady_load(
         else:
             await publisher.send(report)
 
+    # While a fault holds sends up, the loop falls behind schedule; it must still yield to the rest of the
+    # harness (a loop that never awaits starves it), and the sends waiting at once stay bounded.
+    in_flight = asyncio.Semaphore(max(64, int(rate * 30)))
+
+    async def bounded(report: GeneratedReport) -> None:
+        try:
+            await one(report)
+        finally:
+            in_flight.release()
+
     while not stop.is_set():
         delay = start + index / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await asyncio.sleep(max(delay, 0))
+        await in_flight.acquire()
         index += 1
-        task = asyncio.create_task(one(generator.next()))
+        task = asyncio.create_task(bounded(generator.next()))
         pending.add(task)
         task.add_done_callback(pending.discard)
     if pending:

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from caseway_router.due import due_at
-from caseway_router.places import PlaceFinder, Placement
+from caseway_router.places import PlaceFinder, Placement, load_postcode_hints, postcode_district
 from caseway_router.routing import decide_route
-from caseway_shared.council import Target, load_council
+from caseway_shared.council import LIVERPOOL_DIR, Target, load_council
 from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
 
 COUNCIL = load_council()
@@ -119,3 +119,15 @@ def test_working_days_skip_weekends_and_bank_holidays(received, days, due):
     )
     assert result == due
     assert result.utcoffset() == due.utcoffset()
+
+
+def test_a_postcode_district_in_one_ward_places_the_report_approximately_and_others_go_to_triage():
+    places = PlaceFinder(COUNCIL, load_postcode_hints(LIVERPOOL_DIR))
+    assert postcode_district("l26 1ab") == "L26"
+    assert postcode_district("L178XY") == "L17"
+    placed = places.locate(Place(postcode="L26 1AB"))
+    assert placed.ward_code is not None
+    assert placed.approximate
+    assert "spans" in (places.locate(Place(postcode="L17 8XY")).triage_reason or "")
+    assert "not in this council" in (places.locate(Place(postcode="M1 1AA")).triage_reason or "")
+    assert places.locate(Place(postcode="nonsense")).triage_reason

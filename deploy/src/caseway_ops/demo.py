@@ -129,7 +129,8 @@ async def run_demo(console: Console, *, timeout: float = 60) -> None:
                     SELECT count(*) FILTER (WHERE r.report_id IS NULL)
                          + (SELECT count(*) FROM notifier.notifications n
                             JOIN router.reports rr USING (case_id)
-                            WHERE rr.report_id = ANY($1::uuid[]) AND n.status = 'pending')
+                            WHERE rr.report_id = ANY($1::uuid[]) AND n.status = 'pending'
+                              AND n.not_before <= now())
                     FROM unnest($1::uuid[]) AS ids(id) LEFT JOIN router.reports r ON r.report_id = ids.id
                     """,
                     report_ids,
@@ -182,14 +183,14 @@ async def _show(console: Console, connection: asyncpg.Connection, report_ids: li
     console.print(table)
     notifications = await connection.fetch(
         """
-        SELECT c.reference, n.team, n.channel, n.address, n.kind, n.status, n.attempts
+        SELECT c.reference, n.team, n.channel, n.address, n.kind, n.status, n.attempts, n.not_before
         FROM notifier.notifications n JOIN router.cases c USING (case_id)
         WHERE c.case_id = ANY($1::uuid[]) ORDER BY c.reference, n.team
         """,
         [case["case_id"] for case in cases],
     )
     table = Table(title=f"Notifications ({len(notifications)}) - emails are in deploy/.state/mail")
-    for column in ("case", "team", "channel", "to", "kind", "status", "attempts"):
+    for column in ("case", "team", "channel", "to", "kind", "status", "attempts", "not before"):
         table.add_column(column)
     for row in notifications:
         table.add_row(
@@ -200,6 +201,7 @@ async def _show(console: Console, connection: asyncpg.Connection, report_ids: li
             row["kind"],
             row["status"],
             str(row["attempts"]),
+            "-" if row["status"] != "pending" else row["not_before"].strftime("%a %H:%M"),
         )
     console.print(table)
 

@@ -94,6 +94,8 @@ async def services_up(config: StackConfig, *, timeout: float = 90) -> list[Proce
     (config.state_dir / "run").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CASEWAY_LOG_FORMAT": os.environ.get("CASEWAY_LOG_FORMAT", "json")}
     env.setdefault("CASEWAY_NOTIFIER_SMTP_PORT", str(MAIL_SINK_PORT))
+    # On a developer's machine alerts go out at once, evenings too; a deployment keeps the teams' hours.
+    env.setdefault("CASEWAY_NOTIFIER_IGNORE_HOURS", "true")
     for process in managed_processes(config):
         if _running(config, process.name) is not None:
             continue

@@ -56,7 +56,14 @@ def upgrade() -> None:
         -- in Debian's postgresql-contrib) rather than PostGIS: a radius search around a point is all the
         -- router asks, the two extensions ship with every PostgreSQL, and a GiST index on ll_to_earth
         -- answers earth_box containment. Closed cases stay indexed: recently closed ones are candidates.
-        CREATE INDEX cases_near ON router.cases USING gist (ll_to_earth(lat, lon)) WHERE lat IS NOT NULL;
+        -- earthdistance's own functions name cube and earth without a schema, so they fail where the
+        -- search path is empty, as in autovacuum's ANALYZE of an index on them: index through a wrapper
+        -- that pins the path (and use the same wrapper in queries, so the index matches).
+        CREATE FUNCTION router.earth_point(lat double precision, lon double precision) RETURNS public.earth
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = public
+            AS $$ SELECT ll_to_earth(lat, lon) $$;
+        CREATE INDEX cases_near ON router.cases USING gist (router.earth_point(lat, lon))
+            WHERE lat IS NOT NULL;
         CREATE INDEX cases_address ON router.cases (family, address_key) WHERE address_key IS NOT NULL;
         CREATE INDEX cases_family_time ON router.cases (family, last_report_at);
         CREATE INDEX cases_neighbourhood_status ON router.cases (neighbourhood, status);
@@ -113,5 +120,6 @@ def downgrade() -> None:
         """
         DROP TABLE router.outbox; DROP TABLE router.case_history; DROP TABLE router.assignments;
         DROP TABLE router.reports; DROP TABLE router.cases; DROP SEQUENCE router.case_number;
+        DROP FUNCTION router.earth_point;
         """
     )

@@ -71,8 +71,9 @@ _CANDIDATES = """
         AND (c.status <> 'closed' OR c.closed_at >= $7)
         AND (
             (q.lat IS NOT NULL AND c.lat IS NOT NULL
-                AND earth_box(ll_to_earth(q.lat, q.lon), q.radius) @> ll_to_earth(c.lat, c.lon)
-                AND earth_distance(ll_to_earth(q.lat, q.lon), ll_to_earth(c.lat, c.lon)) <= q.radius)
+                AND earth_box(router.earth_point(q.lat, q.lon), q.radius) @> router.earth_point(c.lat, c.lon)
+                AND earth_distance(router.earth_point(q.lat, q.lon), router.earth_point(c.lat, c.lon))
+                    <= q.radius)
             OR (q.address_key IS NOT NULL AND c.address_key = q.address_key)
         )
 """
@@ -90,7 +91,7 @@ async def find_candidates(
     connection: DbConnection, queries: Sequence[CandidateQuery], *, closed_since: datetime
 ) -> list[list[StoredCandidate]]:
     """For each query, the open cases (and the cases closed since `closed_since`) of its family within its
-    radius (GiST index on ll_to_earth) or at its address, and within its window. One round trip."""
+    radius (GiST index on router.earth_point) or at its address, and within its window. One round trip."""
     found: list[list[StoredCandidate]] = [[] for _ in queries]
     if not queries:
         return found

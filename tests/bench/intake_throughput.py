@@ -107,9 +107,8 @@ async def kafka_path(settings: IntakeSettings, events: int, *, profile: bool) ->
         profiler.disable()
     await reader.stop()
     window = (last_ts - first_ts) / 1000
-    print(
-        f"kafka: {seen}/{events} ReportReceived in {elapsed:.1f}s from start-up: {seen / elapsed:,.0f} events/s"
-    )
+    rate = seen / elapsed
+    print(f"kafka: {seen}/{events} ReportReceived in {elapsed:.1f}s from start-up: {rate:,.0f} events/s")
     if window > 0:
         print(
             f"kafka: steady state, first to last ReportReceived {window:.1f}s: {seen / window:,.0f} events/s"

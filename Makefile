@@ -1,8 +1,9 @@
 # Caseway's entry points. Every target sets up what it needs first (deploy/bootstrap.sh is quick when
 # everything is already there), so each one works on a fresh clone.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
-RUN := $(UV) run --frozen
+# deploy/bootstrap.sh installs uv into ~/.local/bin when the machine has none.
+export PATH := $(HOME)/.local/bin:$(PATH)
+RUN := uv run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-unit lint stack-up stack-down stack-status services-up services-down bench faults

@@ -220,7 +220,7 @@ async def _show_rejections(console: Console, settings: ServiceSettings, run: str
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not found:
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend(r for r in records if f'"{run}-bad"'.encode() in r.value)
+                found.extend(r for r in records if r.key == f"{run}-bad".encode())
     finally:
         await consumer.stop()
     for record in found[-1:]:

@@ -90,7 +90,8 @@ async def _is_ready(process: ManagedProcess) -> bool:
 
 async def services_up(config: StackConfig, *, timeout: float = 90) -> list[ProcessStatus]:
     """Start whatever is not running yet and wait until every process is ready."""
-    (config.state_dir / "mail").mkdir(parents=True, exist_ok=True)
+    for maildir_part in ("tmp", "new", "cur"):  # a Maildir, as the sink's Mailbox handler writes it
+        (config.state_dir / "mail" / maildir_part).mkdir(parents=True, exist_ok=True)
     (config.state_dir / "run").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CASEWAY_LOG_FORMAT": os.environ.get("CASEWAY_LOG_FORMAT", "json")}
     env.setdefault("CASEWAY_NOTIFIER_SMTP_PORT", str(MAIL_SINK_PORT))

@@ -16,9 +16,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+# The same key as the other intake tests: the seed is stored once per database under one name.
+from .conftest import API_KEY
+
 pytestmark = pytest.mark.infra
 
-API_KEY = "fuzz-api-key-0123456789"
 EXAMPLES = int(os.environ.get("CASEWAY_FUZZ_EXAMPLES", "40"))
 
 

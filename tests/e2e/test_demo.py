@@ -4,18 +4,25 @@ them, and `caseway services down` stops everything again."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from typer.testing import CliRunner
 
 from caseway_ops.cli import app
+from caseway_ops.kafka_topics import create_topics, delete_topics
 
 pytestmark = pytest.mark.infra
 
 
 @pytest.mark.timeout(300)
 def test_services_up_demo_and_services_down(infra, tmp_path, monkeypatch):
+    # Topics of its own: the other end-to-end test reads the session's topics whole.
+    prefix = f"{infra.topic_prefix}demo."
+    asyncio.run(create_topics(infra.bootstrap_servers, prefix))
     for name, value in infra.env().items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CASEWAY_TOPIC_PREFIX", prefix)
     monkeypatch.setenv("CASEWAY_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "250")
     runner = CliRunner()
@@ -40,3 +47,4 @@ def test_services_up_demo_and_services_down(infra, tmp_path, monkeypatch):
     assert down.exit_code == 0, down.output
     status = runner.invoke(app, ["services", "status"])
     assert "ready" not in status.output.replace("not ready", "")
+    asyncio.run(delete_topics(infra.bootstrap_servers, prefix))

@@ -13,15 +13,9 @@ branch_labels = None
 depends_on = None
 
 
-def _run(sql: str) -> None:
-    # asyncpg runs one statement per call: split the script on statement ends.
-    for statement in sql.split(";"):
-        if statement.strip():
-            op.execute(statement)
-
-
 def upgrade() -> None:
-    _run(
+    # One script per call: env.py sends scripts through PostgreSQL's simple query protocol.
+    op.execute(
         """
         CREATE TABLE intake.reports (
             report_id      uuid PRIMARY KEY,
@@ -90,7 +84,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _run(
+    op.execute(
         "DROP TABLE intake.request_status; DROP TABLE intake.tokens; DROP TABLE intake.api_keys;"
         "DROP TABLE intake.outbox; DROP TABLE intake.reporter_contacts; DROP TABLE intake.reports;"
     )

@@ -12,15 +12,9 @@ branch_labels = None
 depends_on = None
 
 
-def _run(sql: str) -> None:
-    # asyncpg runs one statement per call: split the script on statement ends.
-    for statement in sql.split(";"):
-        if statement.strip():
-            op.execute(statement)
-
-
 def upgrade() -> None:
-    _run(
+    # One script per call: env.py sends scripts through PostgreSQL's simple query protocol.
+    op.execute(
         """
         CREATE SEQUENCE router.case_number;
 
@@ -116,7 +110,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _run(
+    op.execute(
         """
         DROP TABLE router.outbox; DROP TABLE router.case_history; DROP TABLE router.assignments;
         DROP TABLE router.reports; DROP TABLE router.cases; DROP SEQUENCE router.case_number;

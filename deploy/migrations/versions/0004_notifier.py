@@ -13,15 +13,9 @@ branch_labels = None
 depends_on = None
 
 
-def _run(sql: str) -> None:
-    # asyncpg runs one statement per call: split the script on statement ends.
-    for statement in sql.split(";"):
-        if statement.strip():
-            op.execute(statement)
-
-
 def upgrade() -> None:
-    _run(
+    # One script per call: env.py sends scripts through PostgreSQL's simple query protocol.
+    op.execute(
         """
         CREATE TABLE notifier.notifications (
             notification_key text PRIMARY KEY,
@@ -100,7 +94,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _run(
+    op.execute(
         "DROP TABLE notifier.outbox; DROP TABLE notifier.cases; DROP TABLE notifier.digest_entries;"
         " DROP TABLE notifier.attempts; DROP TABLE notifier.notifications;"
     )

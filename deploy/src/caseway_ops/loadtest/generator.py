@@ -144,7 +144,9 @@ class LoadGenerator:
             else:
                 ward = self._rng.choice(self._hotspots.hotspots).ward
                 lat, lon = ward.random_point(self._rng)
-            problem = _Problem(category, lat, lon, f"near {ward.name}, Liverpool")
+            # An address of its own: the router counts the same address as strong evidence of the same
+            # problem, so one shared address per ward would make nearly every report a repeat.
+            problem = _Problem(category, lat, lon, f"{seq} {ward.name} Road, Liverpool")
             self._recent.append(problem)
             kind = "new"
         if path == "http":

@@ -92,12 +92,22 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._stopping = False
         self._lock_id = zlib.crc32(f"caseway-outbox-{schema}".encode())
         self.published = 0
         self._on_published = on_published
 
     def wake(self) -> None:
         """Ask the relay to publish now: a handler just committed outbox rows."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask the relay to finish: it publishes what is pending, then `run` returns.
+
+        Stopping this way rather than by cancellation matters: a pass cancelled after the broker took its
+        messages but before their rows were deleted would publish them again on the next start.
+        """
+        self._stopping = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -110,7 +120,11 @@ class OutboxRelay:
             except Exception as error:
                 level = "warning" if is_infrastructure_error(error) else "error"
                 getattr(log, level)("outbox_relay_failed", schema=self._schema, error=str(error)[:500])
+                if self._stopping:
+                    return
                 await asyncio.sleep(self._poll_seconds)
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
             self._wake.clear()

@@ -174,10 +174,11 @@ class ServiceRuntime:
             schema=self.schema,
             on_published=self.figures.outbox_published.labels(self.service).inc,
         )
+        relay_task: asyncio.Task[None] | None = None
         try:
             await self.broker.start()
             await self._outbox_producer.start()
-            self._tasks.append(asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox"))
+            relay_task = asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox")
             self._tasks.extend(asyncio.create_task(job()) for job in self._background)
             self._tasks.append(asyncio.create_task(self._heartbeats(), name=f"{self.service}-heartbeat"))
             log.info("service_started", kafka=self.settings.kafka_bootstrap_servers)
@@ -192,10 +193,11 @@ class ServiceRuntime:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    while await self._relay.publish_pending():
-                        pass
+            # The relay publishes what is pending and returns; it is cancelled only if it cannot finish.
+            self._relay.stop()
+            if relay_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(relay_task, timeout=10)
             await self._outbox_producer.stop()
             await self.broker.stop()
             await self._pool.close()

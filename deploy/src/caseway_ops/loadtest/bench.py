@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import statistics
 import time
 import uuid
@@ -26,8 +25,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from caseway_ops.loadtest.generator import LoadGenerator
-from caseway_ops.loadtest.harness import Publisher, Sent, paced, wait_quiet
-from caseway_ops.loadtest.services import SERVICES, ServiceSet
+from caseway_ops.loadtest.harness import Sent, paced, wait_quiet
+from caseway_ops.loadtest.runs import open_run
+from caseway_ops.loadtest.services import SERVICES
 from caseway_shared.council import load_council
 
 if TYPE_CHECKING:
@@ -221,27 +221,14 @@ def _stages(timings: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-async def run_bench(  # noqa: PLR0915 - one run's steps, in order, read best in one place
+async def run_bench(
     plan: BenchPlan, *, stack: LoadtestStack, say: Callable[[str], None] = print, keep_stack: bool = False
 ) -> dict[str, Any]:
     run_id = f"b{uuid.uuid4().hex[:8]}"
     say(f"benchmark {run_id}: the load test's own stack at {stack.config.bootstrap_servers}")
-    await stack.up()
-    env = await stack.new_run(run_id)
-    api_key = secrets.token_urlsafe(32)
-    services = ServiceSet(
-        env={**env.env(), "CASEWAY_INTAKE_OPEN311_SEED_API_KEY": api_key},
-        logs_dir=stack.config.logs_dir,
-        run_id=run_id,
-        mail_file=stack.config.logs_dir / f"{run_id}-mail.tsv",
-    )
+    run = await open_run(stack, run_id)
+    env, services, publisher = run.env, run.services, run.publisher
     generator = LoadGenerator(load_council(), seed=plan.seed, run_id=run_id, http_share=plan.http_share)
-    publisher = Publisher(
-        bootstrap=env.bootstrap_servers,
-        prefix=env.topic_prefix,
-        intake_port=services.ports["intake"],
-        api_key=api_key,
-    )
     results: dict[str, Any] = {"run_id": run_id}
     try:
         backlog: list[GeneratedReport] = [generator.next() for _ in range(plan.backlog)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ import structlog
 from caseway_ops.loadtest import invariants
 from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
 from caseway_ops.loadtest.harness import Publisher, Sent, reset_groups, wait_quiet
-from caseway_ops.loadtest.services import SERVICES, ServiceSet
+from caseway_ops.loadtest.runs import open_run
+from caseway_ops.loadtest.services import SERVICES
 from caseway_shared.council import load_council
 from caseway_shared.topics import Topic
 
@@ -94,21 +94,8 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
     rng = random.Random(plan.seed)  # noqa: S311 - a reproducible schedule, not a secret
     run_id = f"f{uuid.uuid4().hex[:8]}"
     say(f"fault suite {run_id}: starting the load test's own stack ({stack.config.bootstrap_servers})")
-    await stack.up()
-    env = await stack.new_run(run_id)
-    api_key = secrets.token_urlsafe(32)
-    services = ServiceSet(
-        env={**env.env(), "CASEWAY_INTAKE_OPEN311_SEED_API_KEY": api_key},
-        logs_dir=stack.config.logs_dir,
-        run_id=run_id,
-        mail_file=stack.config.logs_dir / f"{run_id}-mail.tsv",
-    )
-    publisher = Publisher(
-        bootstrap=env.bootstrap_servers,
-        prefix=env.topic_prefix,
-        intake_port=services.ports["intake"],
-        api_key=api_key,
-    )
+    run = await open_run(stack, run_id)
+    env, services, publisher = run.env, run.services, run.publisher
     generator = LoadGenerator(
         load_council(),
         seed=plan.seed,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import secrets
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -20,8 +19,9 @@ import httpx
 
 from caseway_intake.normalise import report_id_for
 from caseway_ops.loadtest.generator import GeneratedReport
-from caseway_ops.loadtest.harness import OPEN311_PATH, Publisher, provenance, read_topic, wait_quiet
-from caseway_ops.loadtest.services import SERVICES, ServiceSet
+from caseway_ops.loadtest.harness import OPEN311_PATH, provenance, read_topic, wait_quiet
+from caseway_ops.loadtest.runs import open_run
+from caseway_ops.loadtest.services import SERVICES
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
@@ -209,21 +209,8 @@ async def run_fuzz(  # noqa: C901, PLR0912, PLR0915 - one run's steps and accoun
     rng = random.Random(seed)  # noqa: S311 - reproducible inputs, not a secret
     run_id = f"z{uuid.uuid4().hex[:8]}"
     say(f"fuzz {run_id}: {count} bad inputs on the load test's own stack")
-    await stack.up()
-    env = await stack.new_run(run_id)
-    api_key = secrets.token_urlsafe(32)
-    services = ServiceSet(
-        env={**env.env(), "CASEWAY_INTAKE_OPEN311_SEED_API_KEY": api_key},
-        logs_dir=stack.config.logs_dir,
-        run_id=run_id,
-        mail_file=stack.config.logs_dir / f"{run_id}-mail.tsv",
-    )
-    publisher = Publisher(
-        bootstrap=env.bootstrap_servers,
-        prefix=env.topic_prefix,
-        intake_port=services.ports["intake"],
-        api_key=api_key,
-    )
+    run = await open_run(stack, run_id)
+    env, services, publisher, api_key = run.env, run.services, run.publisher, run.api_key
     try:
         await services.start_all()
         await publisher.start()

@@ -28,6 +28,7 @@ from caseway_shared import headers as h
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
+    from pydantic import ValidationError
 
     from caseway_shared.kafka import Record
     from caseway_shared.metrics import ServiceMetrics
@@ -52,6 +53,11 @@ class MalformedMessage(Exception):
     def __init__(self, reasons: Sequence[str]) -> None:
         super().__init__("; ".join(reasons))
         self.reasons = tuple(reasons)
+
+    @classmethod
+    def from_validation_error(cls, error: ValidationError) -> MalformedMessage:
+        """pydantic's errors as `field: message` reasons (the input values are not repeated)."""
+        return cls([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_input=False)])
 
 
 def is_infrastructure_error(error: BaseException) -> bool:

@@ -400,6 +400,4 @@ def _parse(record: Record) -> CaseEvent:
     try:
         return CASE_EVENT.validate_json(record.value)
     except ValidationError as error:
-        raise MalformedMessage(
-            [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-        ) from error
+        raise MalformedMessage.from_validation_error(error) from error

@@ -57,9 +57,7 @@ def parse_report(record: Record) -> ReportReceived:
     try:
         return ReportReceived.model_validate_json(record.value)
     except ValidationError as error:
-        raise MalformedMessage(
-            [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-        ) from error
+        raise MalformedMessage.from_validation_error(error) from error
 
 
 class RouterService:

@@ -1,4 +1,4 @@
-"""Duplicate detection measured on the real NYC 311 corpus (../shared/data), as the evaluation command
+"""Duplicate detection measured on the real NYC 311 corpus (tests/data/nyc311), as the evaluation command
 does: these are floors that catch a regression, not the goal (see the router issue's note)."""
 
 from pathlib import Path
@@ -7,13 +7,13 @@ import pytest
 
 from caseway_router.evaluate import NYC_RULES, as_app_reports, evaluate, load_corpus, true_pairs
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "external" / "nyc311_2013-12-25.csv"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "nyc311" / "nyc311_2013-12-25.csv"
 
 
 @pytest.fixture(scope="module")
 def corpus():
     if not CORPUS.is_file():
-        pytest.fail(f"the reference corpus is missing: {CORPUS} (shared/ must sit beside the repository)")
+        pytest.fail(f"the reference corpus is missing: {CORPUS} (see tests/data/nyc311/README.md)")
     requests = load_corpus(CORPUS)
     return requests, true_pairs(requests)
 

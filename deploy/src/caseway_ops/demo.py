@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
 from rich.table import Table
 
 from caseway_intake.normalise import report_id_for
@@ -23,7 +24,11 @@ from caseway_shared.settings import ServiceSettings
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
+
+    from caseway_ops.stack_config import StackConfig
 
 SOURCE = "demo-contact-centre"
 
@@ -100,8 +105,12 @@ def _events(run: str) -> list[tuple[str, bytes]]:
     return events
 
 
-async def run_demo(console: Console, *, timeout: float = 60) -> None:
-    settings = ServiceSettings()
+async def run_demo(console: Console, config: StackConfig, *, timeout: float = 60) -> None:
+    """Send the samples to the stack ``config`` describes (its broker and database, the topic prefix
+    from the environment) and show what became of them."""
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=config.bootstrap_servers, database_url=SecretStr(config.database_url)
+    )
     run = f"demo-{uuid.uuid4().hex[:6]}"
     events = _events(run)
     producer = AIOKafkaProducer(
@@ -138,13 +147,15 @@ async def run_demo(console: Console, *, timeout: float = 60) -> None:
                 if pending == 0:
                     break
                 await asyncio.sleep(0.5)
-        await _show(console, connection, report_ids)
+        await _show(console, connection, report_ids, mail_dir=config.state_dir / "mail")
     finally:
         await connection.close()
     await _show_rejections(console, settings, run)
 
 
-async def _show(console: Console, connection: asyncpg.Connection, report_ids: list[uuid.UUID]) -> None:
+async def _show(
+    console: Console, connection: asyncpg.Connection, report_ids: list[uuid.UUID], *, mail_dir: Path
+) -> None:
     cases = await connection.fetch(
         """
         SELECT c.case_id, c.reference, c.category, c.priority, c.neighbourhood, c.due_at, c.flags,
@@ -189,7 +200,7 @@ async def _show(console: Console, connection: asyncpg.Connection, report_ids: li
         """,
         [case["case_id"] for case in cases],
     )
-    table = Table(title=f"Notifications ({len(notifications)}) - emails are in deploy/.state/mail")
+    table = Table(title=f"Notifications ({len(notifications)}) - emails are in {mail_dir}")
     for column in ("case", "team", "channel", "to", "kind", "status", "attempts", "not before"):
         table.add_column(column)
     for row in notifications:

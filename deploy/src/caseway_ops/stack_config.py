@@ -4,8 +4,11 @@ Everything the stack creates lives under one state directory (``deploy/.state`` 
 
     kafka-lib/   the broker's jars, fetched by Maven, with a stamp of the pom.xml they came from
     kafka/       server.properties, log4j2.properties, cluster-id, kafka.pid and data/ (the log dirs)
-    postgres/    data/ (the cluster), superuser.password
-    logs/        kafka.log, kafka.out, postgres.log, maven.log, kafka-format.log
+    postgres/    data/ (the cluster), superuser.password, postgres.log (see postgres_server for when
+                 these live outside the state directory instead)
+    logs/        kafka.log, kafka.out, postgres.log, maven.log, kafka-format.log, one log per service
+    run/         the pid (and port) of each service and of the mail sink
+    mail/        the mail sink's Maildir
     stack.lock   held while the stack is being brought up or down
 
 ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` name existing servers instead: the stack then starts
@@ -28,6 +31,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 DEFAULT_POSTGRES_PORT = 5432
+DEFAULT_MAIL_SINK_PORT = 1025
+DEFAULT_INTAKE_PORT = 8080
+DEFAULT_ROUTER_PORT = 8081
+DEFAULT_NOTIFIER_PORT = 8082
 DB_USER = "caseway"
 DB_PASSWORD = "caseway"  # noqa: S105 - the local stack's well-known development password, loopback only
 DB_NAME = "caseway"
@@ -72,6 +79,10 @@ class StackConfig:
     external_bootstrap_servers: str | None = None
     external_database_url: str | None = None
     postgres_bin_dir: Path | None = None
+    mail_sink_port: int = DEFAULT_MAIL_SINK_PORT
+    intake_port: int = DEFAULT_INTAKE_PORT
+    router_port: int = DEFAULT_ROUTER_PORT
+    notifier_port: int = DEFAULT_NOTIFIER_PORT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -79,7 +90,9 @@ class StackConfig:
 
         ``CASEWAY_STATE_DIR`` (default ``deploy/.state``), ``CASEWAY_KAFKA_PORT`` (9092),
         ``CASEWAY_KAFKA_CONTROLLER_PORT`` (9093), ``CASEWAY_POSTGRES_PORT`` (5432), ``CASEWAY_PG_BIN``
-        (the PostgreSQL bin directory; found under /usr/lib/postgresql otherwise).
+        (the PostgreSQL bin directory; found under /usr/lib/postgresql otherwise); for `caseway services`,
+        ``CASEWAY_MAIL_SINK_PORT`` (1025) and the services' own ``CASEWAY_INTAKE_HTTP_PORT`` (8080),
+        ``CASEWAY_ROUTER_HTTP_PORT`` (8081) and ``CASEWAY_NOTIFIER_HTTP_PORT`` (8082).
         """
         env = os.environ if environ is None else environ
         deploy_dir = _deploy_dir(env)
@@ -93,6 +106,10 @@ class StackConfig:
             external_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             external_database_url=env.get("DATABASE_URL") or None,
             postgres_bin_dir=Path(env["CASEWAY_PG_BIN"]) if env.get("CASEWAY_PG_BIN") else None,
+            mail_sink_port=_port(env, "CASEWAY_MAIL_SINK_PORT", DEFAULT_MAIL_SINK_PORT),
+            intake_port=_port(env, "CASEWAY_INTAKE_HTTP_PORT", DEFAULT_INTAKE_PORT),
+            router_port=_port(env, "CASEWAY_ROUTER_HTTP_PORT", DEFAULT_ROUTER_PORT),
+            notifier_port=_port(env, "CASEWAY_NOTIFIER_HTTP_PORT", DEFAULT_NOTIFIER_PORT),
         )
 
     # Addresses -------------------------------------------------------------------------------------

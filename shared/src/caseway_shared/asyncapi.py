@@ -25,6 +25,7 @@ from caseway_shared.events import (
     ReportLinked,
     ReportReceived,
     ReportRejected,
+    ResidentUpdateReceived,
 )
 from caseway_shared.topics import CATALOGUE, Topic
 from caseway_shared.version import caseway_version
@@ -37,6 +38,7 @@ MESSAGES: dict[Topic, tuple[type[BaseModel] | None, ...]] = {
     Topic.CONTACT_CENTRE_REPORTS: (ContactCentreReport,),
     Topic.REPORTS_RECEIVED: (ReportReceived,),
     Topic.REPORTS_REJECTED: (ReportRejected,),
+    Topic.REPORT_UPDATES: (ResidentUpdateReceived,),
     Topic.CASES: (CaseOpened, ReportLinked, CaseAssigned, CaseFlagged, CaseStatusChanged, CaseClosed),
     Topic.NOTIFICATIONS: (NotificationSent, NotificationFailed, NotificationSuppressed),
     Topic.DEADLETTER: (None,),

@@ -146,6 +146,11 @@ class CaseStatusChanged(_Event):
     note: str | None = None
 
 
+CaseResolution = Literal[
+    "fixed", "not-councils-responsibility", "no-further-action", "internal-referral", "duplicate"
+]
+
+
 class CaseClosed(_Event):
     """A case was closed."""
 
@@ -153,6 +158,11 @@ class CaseClosed(_Event):
     case_id: UUID
     reference: str
     note: str | None = None
+    resolution: CaseResolution | None = Field(
+        default=None,
+        description="Why it was closed, where staff said: what residents' front ends show (FIXED, "
+        "NOT_COUNCILS_RESPONSIBILITY, ...); none is a plain close.",
+    )
 
 
 CaseEvent = Annotated[
@@ -160,6 +170,23 @@ CaseEvent = Annotated[
     Field(discriminator="event_type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
+
+
+class ResidentUpdateReceived(_Event):
+    """A resident commented on their report through an Open311 front end (intake -> router): a public note
+    on the report's case, or a request to reopen it. Who wrote it stays with intake.
+    """
+
+    event_type: Literal["ResidentUpdateReceived"] = "ResidentUpdateReceived"
+    update_id: str = Field(max_length=64, description="Intake's id of the update, as the front end quotes it.")
+    report_id: UUID
+    case_id: UUID | None = Field(description="The report's case, if intake has heard of it yet.")
+    action: Literal["note", "reopen"]
+    client_status: str | None = Field(
+        default=None, max_length=40, description="The status the front end sent, e.g. FIXED or REOPEN."
+    )
+    description: str = Field(max_length=4000, description="The resident's words: public on the case.")
+    media_urls: tuple[str, ...] = ()
 
 
 class NotificationSent(_Event):

@@ -16,6 +16,7 @@ class Topic(StrEnum):
     CONTACT_CENTRE_REPORTS = "contact-centre.reports.v1"
     REPORTS_RECEIVED = "reports.received.v1"
     REPORTS_REJECTED = "reports.rejected.v1"
+    REPORT_UPDATES = "reports.updates.v1"
     CASES = "cases.v1"
     NOTIFICATIONS = "notifications.v1"
     DEADLETTER = "ops.deadletter.v1"
@@ -64,6 +65,14 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="ops",
         description="What could not be accepted: original payload, every reason, and where it came from.",
         partitions=3,
+    ),
+    TopicSpec(
+        Topic.REPORT_UPDATES,
+        key="report id",
+        producer="intake",
+        consumer="router",
+        description="Residents' notes on and reopenings of their reports, from Open311 front ends.",
+        partitions=6,
     ),
     TopicSpec(
         Topic.CASES,

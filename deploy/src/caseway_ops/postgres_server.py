@@ -3,15 +3,26 @@
 It never touches Debian's "15 main" cluster; it listens on TCP only (no Unix socket that could collide
 with a system server's), and refuses to start if anything else already answers on its port. initdb
 refuses to run as root, so as root every server command runs as the ``postgres`` OS user.
+
+That user must reach the cluster's folder. A checkout in a home folder others cannot enter (``/root`` is
+mode 700) is out of its reach, so as root the cluster then lives outside the checkout, in a folder of
+its own under ``/var/tmp`` (``caseway-postgres-<hash of the state folder>``, owned by root, mode 755;
+the data inside owned by ``postgres``, mode 700). The choice is made again on every command from the
+same inputs, so up, status and down always find the same cluster; ``<state>/logs/postgres.log`` links
+to its log. A folder there whose checkout is gone is removed on the next ``stack up``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import grp
+import hashlib
 import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -44,6 +55,7 @@ _OS_USER = "postgres"
 _SUPERUSER = "postgres"
 _EXTENSIONS = ("cube", "earthdistance")
 READY_TIMEOUT = 60.0
+OUTSIDE_PREFIX = "caseway-postgres-"
 
 
 def bin_dir(config: StackConfig) -> Path:
@@ -76,22 +88,136 @@ def _as_server_user(argv: Sequence[str]) -> list[str]:
     return [find_executable("runuser", "runuser is part of util-linux"), "-u", _OS_USER, "--", *argv]
 
 
-def _give_to_server_user(*paths: Path) -> None:
-    if not _running_as_root():
-        return
+def _server_account() -> pwd.struct_passwd:
     try:
-        entry = pwd.getpwnam(_OS_USER)
+        return pwd.getpwnam(_OS_USER)
     except KeyError:
         raise StackError(
             f"running as root, the stack runs PostgreSQL as the `{_OS_USER}` OS user, which does not exist; "
             f"{_INSTALL_HINT}"
         ) from None
+
+
+def _give_to_server_user(*paths: Path) -> None:
+    if not _running_as_root():
+        return
+    entry = _server_account()
     for path in paths:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+@dataclass(frozen=True, slots=True)
+class ServerUser:
+    """The OS user the server runs as, when that is not the invoking user: its uid and every group."""
+
+    uid: int
+    gids: frozenset[int]
+
+    @classmethod
+    def current(cls) -> ServerUser | None:
+        """``postgres`` when running as root (the server cannot run as root); None otherwise."""
+        if not _running_as_root():
+            return None
+        entry = _server_account()
+        groups = {g.gr_gid for g in grp.getgrall() if _OS_USER in g.gr_mem}
+        return cls(uid=entry.pw_uid, gids=frozenset({entry.pw_gid, *groups}))
+
+
+def can_enter(path: Path, user: ServerUser) -> bool:
+    """Whether ``user`` may pass through every existing folder from ``/`` down to ``path``, judged from
+    the permission bits (owner, group, others). Folders not made yet will be made open (755)."""
+    for folder in (*reversed(path.parents), path):
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            break
+        if info.st_uid == user.uid:
+            allowed = info.st_mode >> 6
+        elif info.st_gid in user.gids:
+            allowed = info.st_mode >> 3
+        else:
+            allowed = info.st_mode
+        if not allowed & stat.S_IXOTH:
+            return False
+    return True
+
+
+def outside_dir(config: StackConfig) -> Path:
+    """The cluster's folder when the state folder is out of the server user's reach: one per state
+    folder, under ``config.postgres_outside_root`` (``/var/tmp``)."""
+    digest = hashlib.sha256(str(config.state_dir).encode()).hexdigest()[:12]
+    return config.postgres_outside_root / f"{OUTSIDE_PREFIX}{digest}"
+
+
+def server_dir(config: StackConfig, user: ServerUser | None = None) -> Path:
+    """Where the cluster, its superuser's password and (outside the state folder) its log live:
+    ``<state>/postgres`` when the server's OS user can reach it, else `outside_dir`."""
+    user = user if user is not None else ServerUser.current()
+    if user is None or can_enter(config.postgres_dir, user):
+        return config.postgres_dir
+    return outside_dir(config)
+
+
+def data_dir(config: StackConfig) -> Path:
+    return server_dir(config) / "data"
+
+
+def is_initialised(config: StackConfig) -> bool:
+    return (data_dir(config) / "PG_VERSION").is_file()
+
+
+def log_file(config: StackConfig) -> Path:
+    """The server's log: in ``<state>/logs``, or beside the cluster when it lives outside the state
+    folder (``<state>/logs/postgres.log`` then links to it)."""
+    where = server_dir(config)
+    return config.logs_dir / "postgres.log" if where == config.postgres_dir else where / "postgres.log"
+
+
+def _prepare_outside(config: StackConfig, folder: Path) -> None:
+    """Make the folder outside the checkout, refusing one that someone else made or may change."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o755)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise StackError(
+            f"{folder} (where the cluster goes, since the `{_OS_USER}` OS user cannot reach "
+            f"{config.postgres_dir}) exists but is not a folder that only this user may change; remove "
+            "it, or set CASEWAY_STATE_DIR to a folder the postgres user can reach"
+        )
+    (folder / "origin").write_text(f"{config.state_dir}\n", encoding="utf-8")
+
+
+def forget_abandoned_clusters(config: StackConfig) -> list[Path]:
+    """Remove clusters outside a state folder whose state folder is gone and which do not run."""
+    removed = []
+    for folder in config.postgres_outside_root.glob(f"{OUTSIDE_PREFIX}*"):
+        try:
+            info = folder.lstat()
+            origin = Path((folder / "origin").read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or origin.exists():
+            continue
+        if _postmaster_pid(folder / "data") is not None:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _link_log(config: StackConfig, log: Path) -> None:
+    link = config.logs_dir / "postgres.log"
+    if log == link:
+        return
+    if link.is_symlink() and link.readlink() == log:
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(log)
+
+
 def _superuser_password_file(config: StackConfig) -> Path:
-    return config.postgres_dir / "superuser.password"
+    return server_dir(config) / "superuser.password"
 
 
 def _locale() -> str:
@@ -141,7 +267,7 @@ host    all       all   ::1/128       scram-sha-256
 
 
 def _write_settings(config: StackConfig) -> None:
-    data = config.postgres_data_dir
+    data = data_dir(config)
     settings = data / "caseway.conf"
     settings.write_text(render_settings(config), encoding="utf-8")
     hba = data / "pg_hba.conf"
@@ -154,27 +280,37 @@ def _write_settings(config: StackConfig) -> None:
 
 
 async def _check_reachable(config: StackConfig) -> None:
-    """The postgres OS user must be able to reach the data directory through every parent folder."""
+    """The postgres OS user must be able to write the data directory (the permission bits said it can
+    reach it; access lists or a mount may still say no, and this asks the system itself)."""
     if not _running_as_root():
         return
+    data = data_dir(config)
     test = find_executable("test", "coreutils")
-    result = await run_command(_as_server_user([test, "-w", str(config.postgres_data_dir)]), time_limit=10)
+    result = await run_command(_as_server_user([test, "-w", str(data)]), time_limit=10)
     if result.returncode != 0:
         raise StackError(
-            f"the `{_OS_USER}` OS user cannot write {config.postgres_data_dir} (a parent folder is not "
-            "open to it); set CASEWAY_STATE_DIR to a folder it can reach"
+            f"the `{_OS_USER}` OS user cannot write {data} (a parent folder is not open to it); set "
+            "CASEWAY_STATE_DIR to a folder it can reach"
         )
 
 
 async def ensure_cluster(config: StackConfig) -> str:
-    """initdb once (superuser password kept in ``postgres/superuser.password``); refresh the settings."""
-    data = config.postgres_data_dir
+    """initdb once (superuser password kept beside the data, see `server_dir`); refresh the settings."""
+    where = server_dir(config)
+    data = where / "data"
+    outside = where != config.postgres_dir
+    if _running_as_root():
+        forget_abandoned_clusters(config)
     if (data / "PG_VERSION").is_file():
         _write_settings(config)
-        return "already initialised"
-    for folder in (config.state_dir, config.postgres_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o755)
+        return "already initialised" + (f" in {where}" if outside else "")
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config.state_dir.chmod(0o755)
+    if outside:
+        _prepare_outside(config, where)
+    else:
+        where.mkdir(parents=True, exist_ok=True)
+        where.chmod(0o755)
     if data.exists():
         shutil.rmtree(data)  # an initdb that failed half-way: it never held a cluster
     data.mkdir(mode=0o700)
@@ -197,30 +333,32 @@ async def ensure_cluster(config: StackConfig) -> str:
         f"--locale={_locale()}",
         "--no-instructions",
     ]
-    result = await run_command(_as_server_user(argv), time_limit=180, cwd=config.postgres_dir)
+    result = await run_command(_as_server_user(argv), time_limit=180, cwd=where)
     config.logs_dir.mkdir(parents=True, exist_ok=True)
     log = config.logs_dir / "initdb.log"
     log.write_text(f"$ {' '.join(argv)}\n{result.output}", encoding="utf-8")
     if result.returncode != 0:
         raise StackError(f"initdb failed (exit {result.returncode}); see {log}:\n{tail(log)}")
     _write_settings(config)
+    if outside:
+        return f"initialised {data} (the `{_OS_USER}` OS user cannot reach {config.postgres_dir})"
     return f"initialised {data}"
 
 
-def running_pid(config: StackConfig) -> int | None:
-    """The postmaster's pid if our cluster runs (from postmaster.pid, checked against the process)."""
+def _postmaster_pid(data: Path) -> int | None:
     try:
-        first = (config.postgres_data_dir / "postmaster.pid").read_text(encoding="ascii").splitlines()[0]
+        first = (data / "postmaster.pid").read_text(encoding="ascii").splitlines()[0]
         pid = int(first)
     except (OSError, ValueError, IndexError):
         return None
-    if not is_alive(pid) or str(config.postgres_data_dir) not in command_line(pid):
+    if not is_alive(pid) or str(data) not in command_line(pid):
         return None  # a stale postmaster.pid whose pid now belongs to another process
     return pid
 
 
-def _log(config: StackConfig) -> Path:
-    return config.logs_dir / "postgres.log"
+def running_pid(config: StackConfig) -> int | None:
+    """The postmaster's pid if our cluster runs (from postmaster.pid, checked against the process)."""
+    return _postmaster_pid(data_dir(config))
 
 
 async def start(config: StackConfig) -> str:
@@ -235,20 +373,21 @@ async def start(config: StackConfig) -> str:
             "or choose another port with CASEWAY_POSTGRES_PORT."
         )
     config.logs_dir.mkdir(parents=True, exist_ok=True)
-    log = _log(config)
+    log = log_file(config)
     log.touch()
     _give_to_server_user(log)
+    _link_log(config, log)
     argv = [
         str(bin_dir(config) / "pg_ctl"),
         "-D",
-        str(config.postgres_data_dir),
+        str(data_dir(config)),
         "-l",
         str(log),
         "-w",
         "-t",
         "60",
     ]
-    result = await run_command(_as_server_user([*argv, "start"]), time_limit=90, cwd=config.postgres_dir)
+    result = await run_command(_as_server_user([*argv, "start"]), time_limit=90, cwd=server_dir(config))
     if result.returncode != 0:
         raise StackError(
             f"PostgreSQL did not start (pg_ctl exit {result.returncode}): {result.output.strip()}\n"
@@ -261,16 +400,13 @@ async def stop(config: StackConfig) -> str:
     pid = running_pid(config)
     if pid is None:
         return "not running"
-    pg_ctl = [str(bin_dir(config) / "pg_ctl"), "-D", str(config.postgres_data_dir), "-w", "-t", "60"]
+    where = server_dir(config)
+    pg_ctl = [str(bin_dir(config) / "pg_ctl"), "-D", str(where / "data"), "-w", "-t", "60"]
     # "fast" is SIGINT: roll back open transactions, disconnect clients, checkpoint, exit.
-    result = await run_command(
-        _as_server_user([*pg_ctl, "-m", "fast", "stop"]), time_limit=90, cwd=config.postgres_dir
-    )
+    result = await run_command(_as_server_user([*pg_ctl, "-m", "fast", "stop"]), time_limit=90, cwd=where)
     if result.returncode == 0:
         return f"pid {pid} stopped (fast shutdown)"
-    await run_command(
-        _as_server_user([*pg_ctl, "-m", "immediate", "stop"]), time_limit=30, cwd=config.postgres_dir
-    )
+    await run_command(_as_server_user([*pg_ctl, "-m", "immediate", "stop"]), time_limit=30, cwd=where)
     return f"pid {pid} stopped (immediate shutdown, after: {result.output.strip()})"
 
 

@@ -236,7 +236,7 @@ async def stop_stack(
         with steps.step("postgres: stop") as step:
             step.detail = (
                 await postgres_server.stop(config)
-                if (config.postgres_data_dir / "PG_VERSION").is_file()
+                if postgres_server.is_initialised(config)
                 else "not initialised"
             )
 
@@ -318,7 +318,7 @@ async def _postgres_status(config: StackConfig) -> ComponentStatus:
         listening=listening,
         ready=ready and (pid is not None or not config.manages_postgres),
         detail=detail,
-        log=config.logs_dir / "postgres.log" if config.manages_postgres else None,
+        log=postgres_server.log_file(config) if config.manages_postgres else None,
     )
 
 

@@ -83,6 +83,8 @@ class StackConfig:
     intake_port: int = DEFAULT_INTAKE_PORT
     router_port: int = DEFAULT_ROUTER_PORT
     notifier_port: int = DEFAULT_NOTIFIER_PORT
+    # As root, where the cluster goes when the postgres OS user cannot reach the state folder.
+    postgres_outside_root: Path = Path("/var/tmp")  # noqa: S108 - a folder of our own, checked before use
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:

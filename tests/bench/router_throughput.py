@@ -1,11 +1,17 @@
 """Router throughput benchmark (a command, not a timed test), against the real broker and database.
 
-    uv run python tests/bench/router_throughput.py --reports 5000 --duplicates 0.2 [--replicas 2] [--profile]
+    uv run python tests/bench/router_throughput.py --reports 5000 --duplicates 0.2 [--cases 100000 ...]
+        [--replicas 2] [--profile]
 
-Creates its own topic prefix and database, publishes N ReportReceived events (about one in five another
-resident's report of an earlier problem, 10 m away and a few minutes later), then starts the router
-in-process and measures how fast it routes them all (reports/s from the first routed batch to the last).
-`--profile` runs the router under cProfile and prints where the time goes.
+Creates its own topic prefix and database, publishes N ReportReceived events (Liverpool's categories,
+places spread over the wards like the load generator's; about one in five another resident's report of
+an earlier problem, a few metres away and a few minutes later), then starts the router in-process and
+measures how fast it routes them all (reports/s from the first routed batch to the last).
+
+`--cases 10000 100000 1000000` runs once per size, each on a table already holding that many cases (open
+and recently closed, spread over the city, all inside their duplicate windows: see
+caseway_ops.loadtest.preload), and prints for each the rate and the candidate search's time per batch,
+so a cost that grows with the table shows. `--profile` runs the router under cProfile.
 """
 
 from __future__ import annotations
@@ -21,35 +27,33 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from caseway_ops.database import create_database, drop_database
 from caseway_ops.kafka_topics import create_topics
-from caseway_router.app import create_app
+from caseway_ops.loadtest.generator import CATEGORY_WEIGHTS
+from caseway_ops.loadtest.places import HotspotMap, wards_from_geojson
+from caseway_ops.loadtest.preload import preload_cases
+from caseway_router.adapters import store as _store
+from caseway_router.entrypoints.app import create_app
 from caseway_router.settings import RouterSettings
 from caseway_shared import headers as h
+from caseway_shared.council import Council, load_council
 from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
 from caseway_shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA_BOOTSTRAP_SERVERS
 
-CATEGORIES = (
-    "fly-tipping",
-    "litter",
-    "pothole",
-    "street-lighting",
-    "graffiti",
-    "dog-fouling",
-    "noise",
-    "asb",
-)
-# Liverpool's built-up area, roughly.
-SOUTH, NORTH, WEST, EAST = 53.35, 53.46, -3.00, -2.88
 METRE = 1 / 111_195
 
 
-def make_reports(count: int, duplicate_share: float, seed: int) -> list[ReportReceived]:
+def make_reports(council: Council, count: int, duplicate_share: float, seed: int) -> list[ReportReceived]:
     rng = random.Random(seed)
+    wards = wards_from_geojson(council.wards_geojson)
+    hotspots = HotspotMap(wards, rng, per_ward=10)
+    categories = [c for c in CATEGORY_WEIGHTS if c in council.categories]
+    weights = [CATEGORY_WEIGHTS[c] for c in categories]
     start = datetime.now(UTC) - timedelta(hours=2)
     made: list[ReportReceived] = []
     for i in range(count):
@@ -60,8 +64,11 @@ def make_reports(count: int, duplicate_share: float, seed: int) -> list[ReportRe
             assert point is not None
             lat, lon, category = point.lat + rng.gauss(0, 7) * METRE, point.lon, original.category
         else:
-            lat, lon = rng.uniform(SOUTH, NORTH), rng.uniform(WEST, EAST)
-            category = rng.choice(CATEGORIES)
+            if rng.random() < 0.3:
+                _, lat, lon = hotspots.point(scatter_m=150.0)
+            else:
+                lat, lon = rng.choice(wards).random_point(rng)
+            category = rng.choices(categories, weights=weights)[0]
         made.append(
             ReportReceived(
                 occurred_at=at,
@@ -100,7 +107,32 @@ async def publish(bootstrap: str, topic: str, reports: list[ReportReceived]) -> 
         await producer.stop()
 
 
-async def run(args: argparse.Namespace) -> None:
+class CandidateTimer:
+    """Times every candidate search the router makes (wraps the store function it calls)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.queries: list[int] = []
+
+    def install(self) -> None:
+        original = _store.find_candidates
+
+        async def timed(connection: Any, queries: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(connection, queries, **kwargs)
+            finally:
+                self.seconds.append(time.perf_counter() - started)
+                self.queries.append(len(queries))
+
+        _store.find_candidates = timed  # type: ignore[assignment]
+        self._original = original
+
+    def remove(self) -> None:
+        _store.find_candidates = self._original  # type: ignore[assignment]
+
+
+async def run_size(args: argparse.Namespace, council: Council, cases: int) -> dict[str, float]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_BOOTSTRAP_SERVERS)
     base_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     run_id = uuid.uuid4().hex[:10]
@@ -108,7 +140,12 @@ async def run(args: argparse.Namespace) -> None:
     await create_topics(bootstrap, prefix)
     url = await create_database(base_url, name)
     try:
-        reports = make_reports(args.reports, args.duplicates, args.seed)
+        db = await asyncpg.connect(url)
+        loading = time.monotonic()
+        await preload_cases(db, council, cases)
+        if cases:
+            sys.stdout.write(f"preloaded {cases:,} cases in {time.monotonic() - loading:.1f} s\n")
+        reports = make_reports(council, args.reports, args.duplicates, args.seed)
         await publish(bootstrap, f"{prefix}reports.received.v1", reports)
         sys.stdout.write(f"published {len(reports)} reports to {prefix}reports.received.v1\n")
         settings = [
@@ -124,38 +161,73 @@ async def run(args: argparse.Namespace) -> None:
         ]
         apps = [create_app(s) for s in settings]
         profiler = cProfile.Profile() if args.profile else None
-        db = await asyncpg.connect(url)
+        timer = CandidateTimer()
+        timer.install()
         started = time.monotonic()
-        async with contextlib.AsyncExitStack() as stack:
-            for app in apps:
-                await stack.enter_async_context(app.state.runtime.lifespan())
-            if profiler:
-                profiler.enable()
-            while (done := await db.fetchval("SELECT count(*) FROM router.reports")) < len(reports):
-                if time.monotonic() - started > args.timeout:
-                    sys.stdout.write(f"timed out with {done} routed\n")
-                    break
-                await asyncio.sleep(0.2)
-            if profiler:
-                profiler.disable()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for app in apps:
+                    await stack.enter_async_context(app.state.runtime.lifespan())
+                if profiler:
+                    profiler.enable()
+                while (
+                    done := await db.fetchval(
+                        "SELECT count(*) FROM router.reports WHERE source_system = 'bench'"
+                    )
+                ) < len(reports):
+                    if time.monotonic() - started > args.timeout:
+                        sys.stdout.write(f"timed out with {done} routed\n")
+                        break
+                    await asyncio.sleep(0.2)
+                if profiler:
+                    profiler.disable()
+        finally:
+            timer.remove()
         wall = time.monotonic() - started
         row = await db.fetchrow(
             "SELECT count(*) AS n, extract(epoch FROM max(routed_at) - min(routed_at)) AS span,"
             " count(DISTINCT case_id) AS cases, count(*) FILTER (WHERE link_score IS NOT NULL) AS linked"
-            " FROM router.reports"
+            " FROM router.reports WHERE source_system = 'bench'"
         )
         await db.close()
         span = float(row["span"] or 0) or wall
+        searches = sorted(timer.seconds)
+        per_batch_ms = 1000 * sum(searches) / max(len(searches), 1)
+        p95_ms = 1000 * searches[int(0.95 * (len(searches) - 1))] if searches else 0.0
+        per_report_ms = 1000 * sum(searches) / max(sum(timer.queries), 1)
         sys.stdout.write(
+            f"cases already stored: {cases:,}\n"
             f"routed {row['n']} reports into {row['cases']} cases ({row['linked']} linked as duplicates)\n"
             f"sustained: {row['n'] / span:,.0f} reports/s over {span:.2f} s (first to last routed batch); "
             f"wall incl. start-up: {row['n'] / wall:,.0f} reports/s over {wall:.2f} s; "
             f"replicas {args.replicas}, batch up to {args.batch}\n"
+            f"candidate search: {len(searches)} batches, mean {per_batch_ms:.1f} ms, p95 {p95_ms:.1f} ms, "
+            f"max {1000 * (searches[-1] if searches else 0):.1f} ms per batch; "
+            f"{per_report_ms:.3f} ms per report\n"
         )
         if profiler:
             pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
+        return {
+            "cases": cases,
+            "reports_per_s": row["n"] / span,
+            "search_ms_per_batch": per_batch_ms,
+            "search_ms_p95": p95_ms,
+            "search_ms_per_report": per_report_ms,
+        }
     finally:
         await drop_database(base_url, name)
+
+
+async def run(args: argparse.Namespace) -> None:
+    council = load_council()
+    results = [await run_size(args, council, cases) for cases in args.cases]
+    if len(results) > 1:
+        sys.stdout.write("\ncases stored | reports/s | search ms/batch (mean, p95) | search ms/report\n")
+        for r in results:
+            sys.stdout.write(
+                f"{r['cases']:>12,} | {r['reports_per_s']:>9,.0f} | {r['search_ms_per_batch']:>8.1f}, "
+                f"{r['search_ms_p95']:>8.1f} | {r['search_ms_per_report']:.3f}\n"
+            )
 
 
 def main() -> None:
@@ -167,6 +239,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--cases", type=int, nargs="+", default=[0], help="cases already stored; one run per size"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from caseway_router.due import due_at
-from caseway_router.places import PlaceFinder, Placement, load_postcode_hints, postcode_district
-from caseway_router.routing import decide_route
+from caseway_router.adapters.council_files import load_postcode_hints
+from caseway_router.domain.due import due_at
+from caseway_router.domain.places import PlaceFinder, Placement, postcode_district
+from caseway_router.domain.routing import decide_route
 from caseway_shared.council import LIVERPOOL_DIR, Target, load_council
 from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from caseway_router.duplicates import (
+from caseway_router.domain.duplicates import (
     CandidateCase,
     DuplicateRules,
     Link,

@@ -28,8 +28,13 @@ async def create_pool(settings: ServiceSettings, *, application_name: str) -> as
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         init=_init_connection,
-        server_settings={"application_name": application_name},
-        command_timeout=30,
+        server_settings={
+            "application_name": application_name,
+            "statement_timeout": str(round(settings.database_statement_timeout_seconds * 1000)),
+        },
+        # A statement the server has not answered this long after its own timeout means the server (or the
+        # way to it) is gone: TimeoutError, an infrastructure error, retried until it is back.
+        command_timeout=settings.database_statement_timeout_seconds + 20,
     )
     if pool is None:  # pragma: no cover - asyncpg returns None only when used in an odd way
         raise RuntimeError("asyncpg returned no pool")

@@ -39,6 +39,15 @@ class ServiceSettings(BaseSettings):
     )
     database_pool_min: int = Field(default=1, ge=1)
     database_pool_max: int = Field(default=10, ge=1)
+    database_statement_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description=(
+            "PostgreSQL cancels a statement that runs longer (statement_timeout): a slow query fails as "
+            "QueryCanceledError, which the batch consumer treats as the batch's problem (it splits the "
+            "batch), not as a database outage. The client gives up on a silent server 20 s later."
+        ),
+    )
     log_format: Literal["json", "console"] = Field(
         default="json", validation_alias=_shared("CASEWAY_LOG_FORMAT")
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from caseway_router.app import create_app
+from caseway_router.entrypoints.app import create_app
 from caseway_router.settings import RouterSettings
 from caseway_shared import headers as h
 from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from caseway_router.duplicates import (
+from caseway_router.domain.duplicates import (
     CandidateCase,
     DuplicateRules,
     Link,

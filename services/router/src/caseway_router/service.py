@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from caseway_router import store
-from caseway_router.areas import address_lock_key, area_lock_keys
-from caseway_router.casework import Joined, LiveCase, Opened, Prepared, plan_batch
-from caseway_router.duplicates import DuplicateRules, ReportFacts, normalise_address
-from caseway_router.routing import Route, decide_route
+from caseway_router.adapters import store
+from caseway_router.domain.areas import address_lock_key, area_lock_keys
+from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch
+from caseway_router.domain.duplicates import DuplicateRules, ReportFacts, normalise_address
+from caseway_router.domain.routing import Route, decide_route
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
 from caseway_shared.events import (
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from pydantic import BaseModel
 
-    from caseway_router.places import PlaceFinder, Placement
+    from caseway_router.domain.places import PlaceFinder, Placement
     from caseway_shared.council import Council
     from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record
@@ -67,6 +68,12 @@ class RouterService:
         self._runtime = runtime
         self._council = council
         self._places = places
+        self._search_seconds = Histogram(
+            "caseway_router_candidate_search_seconds",
+            "Time of one batch's duplicate-candidate search (one round trip for the whole batch).",
+            registry=runtime.metrics,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         # Cells at least as large as the largest duplicate radius (see `areas`).
         self._cell_m = max([category.duplicate_radius_m for category in council.categories.values()] + [1.0])
 
@@ -151,7 +158,8 @@ class RouterService:
             if search
         ]
         closed_since = now - timedelta(hours=self._council.duplicate_closed_window_hours)
-        found = iter(await store.find_candidates(connection, queries, closed_since=closed_since))
+        with self._search_seconds.time():
+            found = iter(await store.find_candidates(connection, queries, closed_since=closed_since))
         stored = [
             [(c.candidate, c.points_count) for c in next(found)] if search else [] for search in searchable
         ]
@@ -163,11 +171,18 @@ class RouterService:
             case.candidate.case_id: f"{self._council.reference_prefix}-{now.year}-{number:06d}"
             for case, number in zip(plan.new_cases, numbers, strict=True)
         }
-        writes = _Writes(references=references, now=now, service=self)
+        counts = await store.grow_cases(connection, [_growth(case) for case in plan.grown])
+        # Another replica may have joined a report to one of these cases since it was read (by address while
+        # this batch joined by point): the stored count is the truth, and the events say it.
+        count_offsets = {
+            case.candidate.case_id: counts[case.candidate.case_id] - case.candidate.reports_count
+            for case in plan.grown
+            if case.candidate.case_id in counts
+        }
+        writes = _Writes(references=references, now=now, service=self, count_offsets=count_offsets)
         for outcome in plan.outcomes:
             writes.add(outcome)
         await store.insert_cases(connection, writes.cases)
-        await store.grow_cases(connection, [_growth(case) for case in plan.grown])
         await store.insert_reports(connection, writes.reports)
         await store.insert_assignments(connection, writes.assignments)
         await store.record_history(connection, writes.history)
@@ -225,10 +240,10 @@ def _growth(case: LiveCase) -> store.CaseGrowth:
     c = case.candidate
     return store.CaseGrowth(
         case_id=c.case_id,
-        reports_count=c.reports_count,
-        points_count=case.points_count,
-        lat=c.lat,
-        lon=c.lon,
+        added_reports=case.added_reports,
+        added_points=case.added_points,
+        lat_sum=case.lat_sum,
+        lon_sum=case.lon_sum,
         last_report_at=c.last_report_at,
         address=c.address,
         address_key=normalise_address(c.address),
@@ -238,8 +253,16 @@ def _growth(case: LiveCase) -> store.CaseGrowth:
 class _Writes:
     """The rows and events a batch plan turns into."""
 
-    def __init__(self, *, references: dict[uuid.UUID, str], now: datetime, service: RouterService) -> None:
+    def __init__(
+        self,
+        *,
+        references: dict[uuid.UUID, str],
+        now: datetime,
+        service: RouterService,
+        count_offsets: dict[uuid.UUID, int],
+    ) -> None:
         self._references = references
+        self._count_offsets = count_offsets
         self._now = now
         self._service = service
         self.cases: list[store.NewCase] = []
@@ -257,6 +280,7 @@ class _Writes:
         reference = self.reference(outcome.case)
         report = item.report
         if isinstance(outcome, Joined):
+            reports_count = outcome.reports_count + self._count_offsets.get(case_id, 0)
             self.reports.append(store.ReportRow(report, case_id, outcome.score, item.correlation_id))
             self.history.append(
                 (
@@ -267,7 +291,7 @@ class _Writes:
                     {
                         "report_id": str(report.report_id),
                         "score": round(outcome.score, 4),
-                        "reports_count": outcome.reports_count,
+                        "reports_count": reports_count,
                     },
                 )
             )
@@ -276,7 +300,7 @@ class _Writes:
                 case_id=case_id,
                 reference=reference,
                 report_id=report.report_id,
-                reports_count=outcome.reports_count,
+                reports_count=reports_count,
                 score=outcome.score,
             )
             self.messages.append(self._service.message(case_id, event, item.correlation_id))
@@ -286,7 +310,7 @@ class _Writes:
                 reference=reference,
                 report_id=str(report.report_id),
                 correlation_id=item.correlation_id,
-                reports_count=outcome.reports_count,
+                reports_count=reports_count,
                 score=round(outcome.score, 4),
             )
             return

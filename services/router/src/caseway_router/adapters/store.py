@@ -7,7 +7,8 @@ from datetime import datetime  # noqa: TC003 - a dataclass field type
 from typing import TYPE_CHECKING, Any
 from uuid import UUID  # noqa: TC003 - a dataclass field type
 
-from caseway_router.duplicates import CandidateCase
+from caseway_router.domain.areas import case_cell, cell_ranges
+from caseway_router.domain.duplicates import CandidateCase, distance_m
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -62,20 +63,36 @@ class CandidateQuery:
     address_key: str | None
 
 
-_CANDIDATES = """
-    SELECT q.i, c.case_id, c.reference, c.category, c.family, c.lat, c.lon, c.reports_count, c.points_count,
-        c.last_report_at, c.address, c.detail, c.place_type, c.description, c.closed_at
-    FROM unnest($1::text[], $2::float8[], $3::float8[], $4::float8[], $5::timestamptz[], $6::text[])
-        WITH ORDINALITY AS q (family, lat, lon, radius, since, address_key, i)
-    JOIN router.cases AS c ON c.family = q.family AND c.last_report_at >= q.since
-        AND (c.status <> 'closed' OR c.closed_at >= $7)
-        AND (
-            (q.lat IS NOT NULL AND c.lat IS NOT NULL
-                AND earth_box(router.earth_point(q.lat, q.lon), q.radius) @> router.earth_point(c.lat, c.lon)
-                AND earth_distance(router.earth_point(q.lat, q.lon), router.earth_point(c.lat, c.lon))
-                    <= q.radius)
-            OR (q.address_key IS NOT NULL AND c.address_key = q.address_key)
-        )
+# Each report's search is its own index-bound lookup, whatever the batch size or the table size: the
+# LATERAL subqueries carry `OFFSET 0`, which keeps PostgreSQL from flattening them into one join over the
+# whole batch (whose plan, generic or not, may then scan every case); inside, only plain comparisons on the
+# indexed columns, nothing that has to be evaluated for every row visited. Near: one range of cell keys per
+# grid row of the report's box (index cases_cell); the exact distance is the caller's. At the address:
+# index cases_address. A case found both ways comes back twice; the caller keeps one.
+_CANDIDATE_COLUMNS = """
+    c.case_id, c.reference, c.category, c.family, c.lat, c.lon, c.reports_count, c.points_count,
+    c.last_report_at, c.address, c.detail, c.place_type, c.description, c.closed_at
+"""
+_CANDIDATES = f"""
+    SELECT q.i, false AS at_address, near.*
+    FROM unnest($1::int[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
+        AS q (i, family, low, high, since)
+    CROSS JOIN LATERAL (
+        SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
+        WHERE c.family = q.family AND c.cell BETWEEN q.low AND q.high AND c.last_report_at >= q.since
+            AND (c.status <> 'closed' OR c.closed_at >= $9)
+        OFFSET 0
+    ) AS near
+    UNION ALL
+    SELECT q.i, true AS at_address, same.*
+    FROM unnest($6::int[], $7::text[], $8::text[], $10::timestamptz[])
+        AS q (i, family, address_key, since)
+    CROSS JOIN LATERAL (
+        SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
+        WHERE c.family = q.family AND c.address_key = q.address_key AND c.last_report_at >= q.since
+            AND (c.status <> 'closed' OR c.closed_at >= $9)
+        OFFSET 0
+    ) AS same
 """
 
 
@@ -90,23 +107,23 @@ class StoredCandidate:
 async def find_candidates(
     connection: DbConnection, queries: Sequence[CandidateQuery], *, closed_since: datetime
 ) -> list[list[StoredCandidate]]:
-    """For each query, the open cases (and the cases closed since `closed_since`) of its family within its
-    radius (GiST index on router.earth_point) or at its address, and within its window. One round trip."""
+    """For each query, the open cases (and the cases closed since `closed_since`) of its family near its
+    point (within its radius, measured here) or at its address, and within its window. One round trip."""
     found: list[list[StoredCandidate]] = [[] for _ in queries]
     if not queries:
         return found
     rows = await connection.fetch(
-        _CANDIDATES,
-        [q.family for q in queries],
-        [q.lat for q in queries],
-        [q.lon for q in queries],
-        [q.radius_m for q in queries],
-        [q.since for q in queries],
-        [q.address_key for q in queries],
-        closed_since,
+        _CANDIDATES, *candidate_search_arguments(queries, closed_since=closed_since)
     )
+    seen: set[tuple[int, UUID]] = set()
     for row in rows:
-        found[row["i"] - 1].append(
+        i, query = row["i"], queries[row["i"]]
+        if (i, row["case_id"]) in seen:
+            continue
+        if not row["at_address"] and not _within(query, row["lat"], row["lon"]):
+            continue
+        seen.add((i, row["case_id"]))
+        found[i].append(
             StoredCandidate(
                 candidate=CandidateCase(
                     case_id=row["case_id"],
@@ -127,6 +144,31 @@ async def find_candidates(
             )
         )
     return found
+
+
+def candidate_search_arguments(
+    queries: Sequence[CandidateQuery], *, closed_since: datetime
+) -> tuple[Any, ...]:
+    """The search statement's parameters: one row per grid row of each report's box, one per address."""
+    near: list[tuple[int, str, int, int, datetime]] = [
+        (i, q.family, low, high, q.since)
+        for i, q in enumerate(queries)
+        if q.lat is not None and q.lon is not None
+        for low, high in cell_ranges(q.lat, q.lon, q.radius_m)
+    ]
+    at_address = [(i, q.family, q.address_key, q.since) for i, q in enumerate(queries) if q.address_key]
+    return (*_columns(near, 5), *_columns(at_address, 3), closed_since, [row[3] for row in at_address])
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` parallel arrays, for unnest()."""
+    return [[row[k] for row in rows] for k in range(width)]
+
+
+def _within(query: CandidateQuery, lat: float | None, lon: float | None) -> bool:
+    if query.lat is None or query.lon is None or lat is None or lon is None:
+        return False
+    return distance_m(query.lat, query.lon, lat, lon) <= query.radius_m
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +201,9 @@ async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> No
         """
         INSERT INTO router.cases (case_id, reference, category, family, priority, neighbourhood, ward_code,
             lat, lon, address, summary, description, lead_department, opened_at, due_at, last_report_at,
-            flags, address_key, detail, place_type, points_count)
+            flags, address_key, detail, place_type, points_count, cell)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14, $16, $17, $18, $19,
-            CASE WHEN $8::float8 IS NULL THEN 0 ELSE 1 END)
+            CASE WHEN $8::float8 IS NULL THEN 0 ELSE 1 END, $20)
         """,
         [
             (
@@ -184,6 +226,7 @@ async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> No
                 case.address_key,
                 case.detail,
                 case.place_type,
+                case_cell(case.lat, case.lon) if case.lat is not None and case.lon is not None else None,
             )
             for case in cases
         ],
@@ -192,42 +235,83 @@ async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> No
 
 @dataclass(frozen=True, slots=True)
 class CaseGrowth:
-    """A case's state after reports joined it in this batch."""
+    """What the reports of one batch add to a case: how many reports, how many of them with a point and
+    the sum of those points' coordinates (so the mean point follows), the latest report time."""
 
     case_id: UUID
-    reports_count: int
-    points_count: int
-    lat: float | None
-    lon: float | None
+    added_reports: int
+    added_points: int
+    lat_sum: float
+    lon_sum: float
     last_report_at: datetime
     address: str | None
     address_key: str | None
 
 
-async def grow_cases(connection: DbConnection, growths: Sequence[CaseGrowth]) -> None:
-    """Write the new counts, mean point and last report time of cases that reports joined (the caller holds
-    the area locks, so the state it computed from is current)."""
-    await connection.executemany(
+async def grow_cases(connection: DbConnection, growths: Sequence[CaseGrowth]) -> dict[UUID, int]:
+    """Add the batch's reports to their cases, atomically (increments, not values computed from an earlier
+    read: a replica joining a report to the same case at the same moment, by address while this one joins
+    by point, loses nothing); the mean point and its cell key move with the new points. One statement;
+    returns each case's report count after it."""
+    if not growths:
+        return {}
+    ordered = sorted(growths, key=lambda g: g.case_id)
+    rows = await connection.fetch(
         """
-        UPDATE router.cases SET reports_count = $2, points_count = $3, lat = $4, lon = $5,
-            last_report_at = greatest(last_report_at, $6), address = coalesce(address, $7),
-            address_key = coalesce(address_key, $8)
-        WHERE case_id = $1
+        WITH grown AS (
+            UPDATE router.cases AS c SET
+                reports_count = c.reports_count + g.added_reports,
+                points_count = c.points_count + g.added_points,
+                lat = CASE WHEN g.added_points = 0 THEN c.lat
+                    ELSE (coalesce(c.lat, 0) * c.points_count + g.lat_sum) / (c.points_count + g.added_points)
+                    END,
+                lon = CASE WHEN g.added_points = 0 THEN c.lon
+                    ELSE (coalesce(c.lon, 0) * c.points_count + g.lon_sum) / (c.points_count + g.added_points)
+                    END,
+                last_report_at = greatest(c.last_report_at, g.last_report_at),
+                address = coalesce(c.address, g.address),
+                address_key = coalesce(c.address_key, g.address_key)
+            FROM unnest($1::uuid[], $2::int[], $3::int[], $4::float8[], $5::float8[], $6::timestamptz[],
+                    $7::text[], $8::text[])
+                AS g (case_id, added_reports, added_points, lat_sum, lon_sum, last_report_at, address,
+                    address_key)
+            WHERE c.case_id = g.case_id
+            RETURNING c.case_id, c.reports_count, c.lat, c.lon
+        )
+        SELECT case_id, reports_count, lat, lon FROM grown
         """,
-        [
-            (
-                g.case_id,
-                g.reports_count,
-                g.points_count,
-                g.lat,
-                g.lon,
-                g.last_report_at,
-                g.address,
-                g.address_key,
-            )
-            for g in growths
-        ],
+        *_columns(
+            [
+                (
+                    g.case_id,
+                    g.added_reports,
+                    g.added_points,
+                    g.lat_sum,
+                    g.lon_sum,
+                    g.last_report_at,
+                    g.address,
+                    g.address_key,
+                )
+                for g in ordered
+            ],
+            8,
+        ),
     )
+    # The mean point moved: so does its cell (computed here, by the domain's one definition of a cell).
+    moved = [
+        (row["case_id"], case_cell(row["lat"], row["lon"]))
+        for row in rows
+        if row["lat"] is not None and row["lon"] is not None
+    ]
+    if moved:
+        await connection.execute(
+            "UPDATE router.cases AS c SET cell = m.cell"
+            " FROM unnest($1::uuid[], $2::bigint[]) AS m (case_id, cell)"
+            " WHERE c.case_id = m.case_id AND c.cell IS DISTINCT FROM m.cell",
+            [case_id for case_id, _ in moved],
+            [cell for _, cell in moved],
+        )
+    return {row["case_id"]: row["reports_count"] for row in rows}
 
 
 @dataclass(frozen=True, slots=True)

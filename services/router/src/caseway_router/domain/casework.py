@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from caseway_router.areas import area_lock_keys
-from caseway_router.duplicates import (
+from caseway_router.domain.areas import area_lock_keys
+from caseway_router.domain.duplicates import (
     CandidateCase,
     DuplicateRules,
     Link,
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from uuid import UUID
 
-    from caseway_router.places import Placement
-    from caseway_router.routing import Route
+    from caseway_router.domain.places import Placement
+    from caseway_router.domain.routing import Route
     from caseway_shared.events import ReportReceived
 
 
@@ -52,6 +52,11 @@ class LiveCase:
     points_count: int
     new_index: int | None = None
     grown: bool = False
+    # What this batch's reports added (the store applies it as increments, not as the values above).
+    added_reports: int = 0
+    added_points: int = 0
+    lat_sum: float = 0.0
+    lon_sum: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +172,11 @@ def _grow(case: LiveCase, item: Prepared) -> None:
     """The report joins: one more report; its point moves the case's mean point."""
     old, facts = case.candidate, item.facts
     lat, lon, points = old.lat, old.lon, case.points_count
+    case.added_reports += 1
     if facts.lat is not None and facts.lon is not None:
+        case.added_points += 1
+        case.lat_sum += facts.lat
+        case.lon_sum += facts.lon
         if lat is None or lon is None or points == 0:
             lat, lon, points = facts.lat, facts.lon, 1
         else:

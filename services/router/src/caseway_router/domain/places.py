@@ -8,7 +8,6 @@ they go to triage with the reason, never dropped.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from shapely.geometry import Point, shape
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     from shapely.geometry.base import BaseGeometry
 
@@ -31,23 +29,6 @@ if TYPE_CHECKING:
 # over a city the distortion is far below the 25 m boundary margin, and every test becomes plain geometry.
 _EARTH_RADIUS_M = 6_371_008.8
 _POSTCODE_DISTRICT = re.compile(r"^([A-Z]{1,2}[0-9][0-9A-Z]?)")
-
-
-def load_postcode_hints(directory: Path) -> dict[str, tuple[str, ...]]:
-    """Postcode district -> ward codes, from the council's `wards*_centroids.csv` (an approximate hint).
-
-    Reads the column whose name starts with `approx_postcode_districts`; no file or no column gives {}.
-    """
-    found: dict[str, list[str]] = {}
-    for path in sorted(directory.glob("wards*_centroids.csv")):
-        with path.open(newline="", encoding="utf-8") as file:
-            for row in csv.DictReader(file):
-                column = next((key for key in row if key.startswith("approx_postcode_districts")), None)
-                if column is None:
-                    return {}
-                for district in (row[column] or "").split():
-                    found.setdefault(district.upper(), []).append(row["WD23CD"])
-    return {district: tuple(wards) for district, wards in found.items()}
 
 
 def postcode_district(postcode: str) -> str | None:

@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from caseway_router.due import due_at
+from caseway_router.domain.due import due_at
 from caseway_shared.council import TRIAGE, Council
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from caseway_router.places import Placement
+    from caseway_router.domain.places import Placement
     from caseway_shared.events import ReportReceived
 
 _WORDS = re.compile(r"[a-z0-9]+")

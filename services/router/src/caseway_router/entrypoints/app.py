@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from caseway_router.places import PlaceFinder, load_postcode_hints
+from caseway_router.adapters.council_files import load_postcode_hints
+from caseway_router.domain.places import PlaceFinder
 from caseway_router.service import SERVICE, RouterService
 from caseway_router.settings import RouterSettings
 from caseway_shared.council import load_council

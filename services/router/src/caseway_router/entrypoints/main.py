@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from caseway_router.app import create_app
+from caseway_router.entrypoints.app import create_app
 from caseway_router.settings import RouterSettings
 
 

@@ -100,7 +100,9 @@ async def test_an_invalid_request_gets_400_with_every_reason_at_once(intake):
     errors = response.json()
     assert all(error["code"] == 400 for error in errors)
     fields = {error["description"].split(":")[0] for error in errors}
-    assert {"lat", "description", "email", "attribute[hazardous]", "attribute[colour]"} <= fields
+    assert {"lat", "description", "email", "attribute[hazardous]"} <= fields
+    # An attribute the service does not declare is kept with the report, not refused (issue 14).
+    assert "attribute[colour]" not in fields
 
     response = await intake.client.post(f"{V2}/requests.xml", data=_form(service_code="unknown", lat=None))
     assert response.status_code == 400

@@ -6,22 +6,21 @@ with 400 (invalid, every reason at once), 403 (API key) and 404 (no such thing).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from caseway_intake import open311
+from caseway_intake import open311, updates
 from caseway_intake.formats import MEDIA_TYPES, Format, render
-from caseway_intake.store import find_requests, report_of_token
+from caseway_intake.forms import FORM, MULTIPART, Body, BodyError, read_body
 from caseway_intake.validation import Invalid, text_problems
 from caseway_shared.consuming import is_infrastructure_error
 
@@ -33,7 +32,8 @@ if TYPE_CHECKING:
 
 PREFIX = "/open311/v2"
 _CLIENT_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_FORM = "application/x-www-form-urlencoded"
+MAX_PAGE = 100_000
+_MAX_DIGITS = 9
 
 
 class Open311Error(Exception):
@@ -58,6 +58,9 @@ _FMT = Annotated[Format, Path(description="The answer's format: json or xml.")]
 _JURISDICTION = Annotated[
     str | None, Query(max_length=64, description="Only needed where a server serves several.")
 ]
+_PAGE = Annotated[
+    str | None, Query(max_length=12, description="Paging: page from 1; page_size from 1 to the most results.")
+]
 _ERRORS = {
     400: {"description": "Invalid: every reason, as [{code, description}]"},
     403: {"description": "API key missing or not valid"},
@@ -73,7 +76,7 @@ _POST_FIELDS: dict[str, Any] = {
         "lat": {"type": "number", "minimum": -90, "maximum": 90},
         "long": {"type": "number", "minimum": -180, "maximum": 180},
         "address_string": {"type": "string", "maxLength": 500},
-        "address_id": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+        "address_id": {"type": "string", "maxLength": 128, "description": "A UPRN, or any id, kept as sent"},
         "email": {"type": "string", "maxLength": 254},
         "device_id": {"type": "string", "maxLength": 128},
         "account_id": {"type": "string", "maxLength": 128},
@@ -81,58 +84,102 @@ _POST_FIELDS: dict[str, Any] = {
         "last_name": {"type": "string", "maxLength": 99},
         "phone": {"type": "string", "maxLength": 32},
         "description": {"type": "string", "maxLength": 4000},
+        "media_url": {"type": "string", "format": "uri", "description": "May be given more than once"},
+        "attribute[uprn]": {"type": "string", "pattern": "^[0-9]{1,12}$", "description": "The property"},
+    },
+    "additionalProperties": {"type": "string"},
+}
+_UPDATE_FIELDS: dict[str, Any] = {
+    "type": "object",
+    "required": ["api_key", "service_request_id"],
+    "properties": {
+        "api_key": {"type": "string", "maxLength": 256},
+        "jurisdiction_id": {"type": "string", "maxLength": 64},
+        "service_request_id": {"type": "string", "maxLength": 64},
+        "update_id": {"type": "string", "maxLength": 64, "description": "The front end's own id"},
+        "status": {"type": "string", "enum": sorted(updates.POSTED_STATUSES)},
+        "description": {"type": "string", "maxLength": 4000},
+        "updated_datetime": {"type": "string", "format": "date-time"},
+        "email": {"type": "string", "maxLength": 254},
+        "first_name": {"type": "string", "maxLength": 99},
+        "last_name": {"type": "string", "maxLength": 99},
+        "phone": {"type": "string", "maxLength": 32},
         "media_url": {"type": "string", "format": "uri"},
     },
     "additionalProperties": {"type": "string"},
 }
 
 
-def open311_router(*, service: IntakeService, settings: IntakeSettings) -> APIRouter:  # noqa: C901, PLR0915 - one closure per endpoint, in the spec's order
-    """The spec's six endpoints, bound to one service instance."""
-    router = APIRouter(prefix=PREFIX, tags=["Open311 GeoReport v2"], responses=_ERRORS)  # type: ignore[arg-type]
-    council = service.council
+class _Endpoints:
+    """The spec's endpoints and the updates extension, bound to one service instance. Each reads what it
+    was sent, asks the service, and prints the answer: none opens a database connection itself.
+    """
 
-    def check_jurisdiction(jurisdiction_id: str | None) -> None:
-        wanted = settings.open311_jurisdiction_id
+    def __init__(self, *, service: IntakeService, settings: IntakeSettings) -> None:
+        self.service = service
+        self.settings = settings
+        self.council = service.council
+
+    def check_jurisdiction(self, jurisdiction_id: str | None) -> None:
+        wanted = self.settings.open311_jurisdiction_id
         if jurisdiction_id and wanted and jurisdiction_id != wanted:
             raise Open311Error(404, ["jurisdiction_id: not served here"])
 
-    @router.get("/services.{fmt}", summary="GET Service List")
-    async def services(fmt: _FMT, jurisdiction_id: _JURISDICTION = None) -> Response:
-        check_jurisdiction(jurisdiction_id)
-        return answer(fmt, "services", open311.service_list(council))
+    async def key_name(self, api_key: str | None) -> str:
+        key_name = await self.service.api_keys.name_of(api_key)
+        if key_name is None:
+            raise Open311Error(403, ["api_key: missing or not valid"])
+        return key_name
 
-    @router.get("/services/{service_code}.{fmt}", summary="GET Service Definition")
+    async def body(self, request: Request) -> Body:
+        settings = self.settings
+        try:
+            return await read_body(
+                request,
+                max_bytes=settings.open311_max_body_bytes,
+                max_upload_bytes=settings.open311_max_upload_bytes,
+                max_photo_bytes=settings.open311_max_photo_bytes,
+            )
+        except BodyError as error:
+            raise Open311Error(400, error.reasons) from None
+
+    def paging(self, page: str | None, page_size: str | None, reasons: list[str]) -> tuple[int, int]:
+        """(limit, offset) of the page asked for: page from 1, page_size from 1 to the most results."""
+        most = self.settings.open311_max_results
+        number = _whole(page, 1)
+        size = _whole(page_size, most)
+        if number is None or number < 1 or number > MAX_PAGE:
+            reasons.append(f"page: a whole number from 1 to {MAX_PAGE}")
+        if size is None or not 1 <= size <= most:
+            reasons.append(f"page_size: a whole number from 1 to {most}")
+        if number is None or size is None:
+            return most, 0
+        return size, (max(number, 1) - 1) * size
+
+    async def services(self, fmt: _FMT, jurisdiction_id: _JURISDICTION = None) -> Response:
+        self.check_jurisdiction(jurisdiction_id)
+        return answer(fmt, "services", open311.service_list(self.council))
+
     async def service_definition(
-        service_code: Annotated[str, Path(max_length=64)], fmt: _FMT, jurisdiction_id: _JURISDICTION = None
+        self,
+        service_code: Annotated[str, Path(max_length=64)],
+        fmt: _FMT,
+        jurisdiction_id: _JURISDICTION = None,
     ) -> Response:
-        check_jurisdiction(jurisdiction_id)
-        category = council.categories.get(service_code)
+        self.check_jurisdiction(jurisdiction_id)
+        category = self.council.categories.get(service_code)
         if category is None:
             raise Open311Error(404, [f"service_code: no service {service_code[:64]!r}"])
         return answer(fmt, "service_definition", open311.service_definition(category))
 
-    @router.post(
-        "/requests.{fmt}",
-        summary="POST Service Request",
-        description="Form-encoded as the spec says (JSON accepted too). An `Idempotency-Key` header makes "
-        "a repeated POST answer with the first request instead of making another.",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {_FORM: {"schema": _POST_FIELDS}, "application/json": {"schema": _POST_FIELDS}},
-            }
-        },
-    )
-    async def post_request(fmt: _FMT, request: Request) -> Response:
-        fields = await _fields(request, settings.open311_max_body_bytes)
-        jurisdiction = _first(fields, "jurisdiction_id") or request.query_params.get("jurisdiction_id")
-        check_jurisdiction(jurisdiction)
-        api_key = _first(fields, "api_key") or request.query_params.get("api_key")
-        key_name = await service.api_keys.name_of(api_key)
-        if key_name is None:
-            raise Open311Error(403, ["api_key: missing or not valid"])
-        parsed = open311.parse_service_request(fields, council)
+    async def post_request(self, fmt: _FMT, request: Request) -> Response:
+        body = await self.body(request)
+        fields = body.fields
+        self.check_jurisdiction(
+            _first(fields, "jurisdiction_id") or request.query_params.get("jurisdiction_id")
+        )
+        key_name = await self.key_name(_first(fields, "api_key") or request.query_params.get("api_key"))
+        parsed = open311.parse_service_request(fields, self.council)
         client_key = request.headers.get("idempotency-key")
         reasons = list(parsed.reasons) if isinstance(parsed, Invalid) else []
         if client_key is not None and not _CLIENT_KEY.match(client_key):
@@ -146,18 +193,21 @@ def open311_router(*, service: IntakeService, settings: IntakeSettings) -> APIRo
             client_key=client_key,
             token=uuid.uuid4().hex,
             now=datetime.now(UTC),
+            media_refs=[photo.ref for photo in body.photos],
         )
-        token = await service.submit(accepted)
+        if body.photos:
+            accepted = dataclasses.replace(accepted, photos=tuple(body.photos))
+        token = await self.service.submit(accepted)
         entry: dict[str, Any] = (
             {"token": token}
-            if settings.open311_answer_with == "token"
+            if self.settings.open311_answer_with == "token"
             else {"service_request_id": str(accepted.event.report_id)}
         )
         entry |= {"service_notice": None, "account_id": parsed.form.account_id}
         return answer(fmt, "service_requests", [entry])
 
-    @router.get("/requests.{fmt}", summary="GET Service Requests")
     async def requests(  # noqa: PLR0917 - FastAPI reads the spec's query parameters from the signature
+        self,
         fmt: _FMT,
         service_request_id: Annotated[str | None, Query(max_length=4000)] = None,
         service_code: Annotated[str | None, Query(max_length=1000)] = None,
@@ -165,11 +215,13 @@ def open311_router(*, service: IntakeService, settings: IntakeSettings) -> APIRo
         end_date: Annotated[str | None, Query(max_length=40)] = None,
         status: Annotated[str | None, Query(max_length=40)] = None,
         jurisdiction_id: _JURISDICTION = None,
+        page: _PAGE = None,
+        page_size: _PAGE = None,
     ) -> Response:
-        check_jurisdiction(jurisdiction_id)
+        self.check_jurisdiction(jurisdiction_id)
         reasons: list[str] = []
-        start = _date("start_date", start_date, reasons)
-        end = _date("end_date", end_date, reasons)
+        start, end = _window(start_date, end_date, reasons)
+        limit, offset = self.paging(page, page_size, reasons)
         statuses = _list(status)
         if statuses and not set(statuses) <= {"open", "closed"}:
             reasons.append("status: open, closed, or both separated by a comma")
@@ -184,57 +236,181 @@ def open311_router(*, service: IntakeService, settings: IntakeSettings) -> APIRo
             report_ids = None
             codes = _list(service_code)
             if start is None and end is None:
-                start = datetime.now(UTC) - timedelta(days=settings.open311_default_days)
-        async with service.pool.acquire() as connection:
-            views = await find_requests(
-                connection,
-                report_ids=report_ids,
-                service_codes=codes,
-                start=start,
-                end=end,
-                statuses=statuses,
-                limit=settings.open311_max_results,
-            )
-        return answer(fmt, "service_requests", [open311.request_entry(view, council) for view in views])
+                start = datetime.now(UTC) - timedelta(days=self.settings.open311_default_days)
+        views = await self.service.find_requests(
+            report_ids=report_ids,
+            service_codes=codes,
+            start=start,
+            end=end,
+            statuses=statuses,
+            limit=limit,
+            offset=offset,
+        )
+        return answer(fmt, "service_requests", [open311.request_entry(view, self.council) for view in views])
 
-    @router.get("/requests/{service_request_id}.{fmt}", summary="GET Service Request")
     async def one_request(
+        self,
         service_request_id: Annotated[str, Path(max_length=64)],
         fmt: _FMT,
         jurisdiction_id: _JURISDICTION = None,
     ) -> Response:
-        check_jurisdiction(jurisdiction_id)
+        self.check_jurisdiction(jurisdiction_id)
         report_id = _uuid(service_request_id)
         views = []
         if report_id is not None:
-            async with service.pool.acquire() as connection:
-                views = await find_requests(
-                    connection,
-                    report_ids=[report_id],
-                    service_codes=None,
-                    start=None,
-                    end=None,
-                    statuses=None,
-                    limit=1,
-                )
+            views = await self.service.find_requests(
+                report_ids=[report_id], service_codes=None, start=None, end=None, statuses=None, limit=1
+            )
         if not views:
             raise Open311Error(404, ["service_request_id: no such request"])
-        return answer(fmt, "service_requests", [open311.request_entry(views[0], council)])
+        return answer(fmt, "service_requests", [open311.request_entry(views[0], self.council)])
 
-    @router.get("/tokens/{token}.{fmt}", summary="GET service_request_id from a token")
     async def token(
-        token: Annotated[str, Path(max_length=64)], fmt: _FMT, jurisdiction_id: _JURISDICTION = None
+        self, token: Annotated[str, Path(max_length=64)], fmt: _FMT, jurisdiction_id: _JURISDICTION = None
     ) -> Response:
-        check_jurisdiction(jurisdiction_id)
-        report_id = None
-        if not text_problems("token", (token,)):
-            async with service.pool.acquire() as connection:
-                report_id = await report_of_token(connection, token)
+        self.check_jurisdiction(jurisdiction_id)
+        report_id = None if text_problems("token", (token,)) else await self.service.report_of_token(token)
         if report_id is None:
             raise Open311Error(404, ["token: no such token"])
         return answer(fmt, "service_requests", [{"service_request_id": str(report_id), "token": token}])
 
+    async def updates(  # noqa: PLR0917 - FastAPI reads the query parameters from the signature
+        self,
+        fmt: _FMT,
+        api_key: Annotated[str | None, Query(max_length=256)] = None,
+        start_date: Annotated[str | None, Query(max_length=40)] = None,
+        end_date: Annotated[str | None, Query(max_length=40)] = None,
+        service_request_id: Annotated[str | None, Query(max_length=4000)] = None,
+        jurisdiction_id: _JURISDICTION = None,
+        page: _PAGE = None,
+        page_size: _PAGE = None,
+    ) -> Response:
+        self.check_jurisdiction(jurisdiction_id)
+        await self.key_name(api_key)
+        reasons: list[str] = []
+        start, end = _window(start_date, end_date, reasons)
+        limit, offset = self.paging(page, page_size, reasons)
+        if reasons:
+            raise Open311Error(400, reasons)
+        ids = _list(service_request_id)
+        report_ids = None if ids is None else [parsed for value in ids if (parsed := _uuid(value))]
+        if start is None and end is None and report_ids is None:
+            start = datetime.now(UTC) - timedelta(days=self.settings.open311_default_days)
+        views = await self.service.find_updates(
+            start=start, end=end, report_ids=report_ids, limit=limit, offset=offset
+        )
+        return answer(fmt, "service_request_updates", [open311.update_entry(view) for view in views])
+
+    async def post_update(self, fmt: _FMT, request: Request) -> Response:
+        body = await self.body(request)
+        if body.photos:
+            raise Open311Error(400, ["media: give media_url; photos are accepted with a request only"])
+        fields = body.fields
+        self.check_jurisdiction(
+            _first(fields, "jurisdiction_id") or request.query_params.get("jurisdiction_id")
+        )
+        key_name = await self.key_name(_first(fields, "api_key") or request.query_params.get("api_key"))
+        parsed = open311.parse_update(fields)
+        if isinstance(parsed, Invalid):
+            raise Open311Error(400, list(parsed.reasons))
+        report_id = _uuid(parsed.form.service_request_id)
+        # The front end's own update id makes a retried post give the first answer back.
+        client_key = f"{key_name}/{parsed.form.update_id}" if parsed.form.update_id else None
+        update_id = None
+        if report_id is not None:
+            update_id = await self.service.post_update(
+                parsed,
+                report_id=report_id,
+                update_id=updates.update_id(report_id, client_key or uuid.uuid4().hex),
+                client_key=client_key,
+            )
+        if update_id is None:
+            raise Open311Error(404, ["service_request_id: no such request"])
+        return answer(fmt, "service_request_updates", [{"update_id": update_id}])
+
+    async def media(
+        self,
+        media_id: Annotated[str, Path(max_length=64)],
+        api_key: Annotated[str | None, Query(max_length=256)] = None,
+    ) -> Response:
+        await self.key_name(api_key)
+        found = await self.service.photo(parsed) if (parsed := _uuid(media_id)) else None
+        if found is None:
+            raise Open311Error(404, ["media: no such photo"])
+        content_type, data = found
+        return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def open311_router(*, service: IntakeService, settings: IntakeSettings) -> APIRouter:
+    """The spec's six endpoints and the service-request-updates extension, bound to one service instance."""
+    router = APIRouter(prefix=PREFIX, tags=["Open311 GeoReport v2"], responses=_ERRORS)  # type: ignore[arg-type]
+    endpoints = _Endpoints(service=service, settings=settings)
+    router.add_api_route("/services.{fmt}", endpoints.services, methods=["GET"], summary="GET Service List")
+    router.add_api_route(
+        "/services/{service_code}.{fmt}",
+        endpoints.service_definition,
+        methods=["GET"],
+        summary="GET Service Definition",
+    )
+    router.add_api_route(
+        "/requests.{fmt}",
+        endpoints.post_request,
+        methods=["POST"],
+        summary="POST Service Request",
+        description="Form-encoded as the spec says, multipart with photos (JPEG, PNG, GIF or WebP parts), or "
+        "JSON. An `Idempotency-Key` header makes a repeated POST answer with the first request instead of "
+        "making another.",
+        openapi_extra=_body_schema(_POST_FIELDS),
+    )
+    router.add_api_route(
+        "/requests.{fmt}", endpoints.requests, methods=["GET"], summary="GET Service Requests"
+    )
+    router.add_api_route(
+        "/requests/{service_request_id}.{fmt}",
+        endpoints.one_request,
+        methods=["GET"],
+        summary="GET Service Request",
+    )
+    router.add_api_route(
+        "/tokens/{token}.{fmt}",
+        endpoints.token,
+        methods=["GET"],
+        summary="GET service_request_id from a token",
+    )
+    router.add_api_route(
+        "/servicerequestupdates.{fmt}",
+        endpoints.updates,
+        methods=["GET"],
+        summary="GET Service Request Updates",
+        description="The service-request-updates extension as FixMyStreet reads it: every update in "
+        "[start_date, end_date], oldest first, with statuses of the extended vocabulary.",
+    )
+    router.add_api_route(
+        "/servicerequestupdates.{fmt}",
+        endpoints.post_update,
+        methods=["POST"],
+        summary="POST Service Request Update",
+        description="A resident's comment on their request (a public note on its case) or a reopening "
+        "(status REOPEN, or OPEN on a closed request).",
+        openapi_extra=_body_schema(_UPDATE_FIELDS),
+    )
+    router.add_api_route(
+        "/media/{media_id}", endpoints.media, methods=["GET"], summary="GET a photo sent with a request"
+    )
     return router
+
+
+def _body_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                FORM: {"schema": schema},
+                MULTIPART: {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -274,83 +450,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
 
 
-async def _fields(request: Request, limit: int) -> dict[str, list[str]]:
-    """The POSTed fields (name -> values) of a form-encoded, multipart or JSON body of at most `limit`."""
-    length = request.headers.get("content-length")
-    if length and (not length.isdigit() or int(length) > limit):
-        raise Open311Error(400, [f"body: larger than {limit} bytes"])
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Open311Error(400, [f"body: larger than {limit} bytes"])
-    content_type = request.headers.get("content-type", _FORM).split(";")[0].strip().lower()
-    if content_type == "application/json":
-        return _json_fields(bytes(body))
-    if content_type in {_FORM, ""}:
-        try:
-            pairs = parse_qsl(
-                body.decode("utf-8"),
-                keep_blank_values=True,
-                errors="strict",
-                max_num_fields=open311.MAX_FIELDS * open311.MAX_VALUES_PER_FIELD,
-            )
-        except (UnicodeDecodeError, ValueError):
-            raise Open311Error(400, ["body: not a UTF-8 form (application/x-www-form-urlencoded)"]) from None
-        fields: dict[str, list[str]] = {}
-        for name, value in pairs:
-            fields.setdefault(name, []).append(value)
-        return fields
-    if content_type == "multipart/form-data":
-        return await _multipart_fields(request)
-    raise Open311Error(400, ["Content-Type: send application/x-www-form-urlencoded or application/json"])
+def _whole(value: str | None, default: int) -> int | None:
+    if value is None or value == "":
+        return default
+    return int(value) if value.isdigit() and len(value) <= _MAX_DIGITS else None
 
 
-async def _multipart_fields(request: Request) -> dict[str, list[str]]:
-    try:
-        form = await request.form(max_files=0, max_fields=open311.MAX_FIELDS)
-    except Exception:  # the parser's errors differ by version; all mean "not a form we can read"
-        raise Open311Error(400, ["body: not a readable multipart form without files"]) from None
-    fields: dict[str, list[str]] = {}
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            raise Open311Error(400, [f"{name}: files are not accepted; give media_url"])
-        fields.setdefault(name, []).append(value)
-    return fields
-
-
-def _json_fields(body: bytes) -> dict[str, list[str]]:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise Open311Error(400, ["body: not valid UTF-8 JSON"]) from None
-    if not isinstance(document, dict):
-        raise Open311Error(400, ["body: must be a JSON object"])
-    fields: dict[str, list[str]] = {}
-    reasons: list[str] = []
-    for name, value in document.items():
-        if name == "attribute" and isinstance(value, dict):
-            for code, answer_ in value.items():
-                _add_json_value(fields, f"attribute[{code}]", answer_, reasons)
-        else:
-            _add_json_value(fields, name, value, reasons)
-    if reasons:
-        raise Open311Error(400, reasons)
-    return fields
-
-
-def _add_json_value(fields: dict[str, list[str]], name: str, value: object, reasons: list[str]) -> None:
-    values = value if isinstance(value, list) else [value]
-    for item in values:
-        if item is None:
-            continue
-        if isinstance(item, str):
-            fields.setdefault(name, []).append(item)
-        elif isinstance(item, int | float) and not isinstance(item, bool):
-            fields.setdefault(name, []).append(repr(item))
-        else:
-            reasons.append(f"{name}: must be text or a number")
-            return
+def _window(
+    start_date: str | None, end_date: str | None, reasons: list[str]
+) -> tuple[datetime | None, datetime | None]:
+    start = _date("start_date", start_date, reasons)
+    end = _date("end_date", end_date, reasons)
+    if start is not None and end is not None and start > end:
+        reasons.append("start_date, end_date: start_date must not be after end_date")
+    return start, end
 
 
 def _first(fields: dict[str, list[str]], name: str) -> str | None:

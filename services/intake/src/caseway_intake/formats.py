@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 from xml.etree import ElementTree as ET
 
@@ -15,7 +16,18 @@ _ITEM = {
     "errors": "error",
     "attributes": "attribute",
     "values": "value",
+    "service_request_updates": "request_update",
 }
+# What XML 1.0 can carry (its production `Char`): everything else, e.g. a vertical tab or an escape character
+# stored from another channel, is shown as U+FFFD so that every answer stays well-formed.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` with every character XML 1.0 cannot represent replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 MEDIA_TYPES: dict[str, str] = {"json": "application/json", "xml": "text/xml; charset=utf-8"}
 
 
@@ -37,5 +49,12 @@ def _element(name: str, value: object) -> ET.Element:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     elif value is not None:
-        element.text = str(value)
+        element.text = xml_safe(str(value))
     return element
+
+
+def clean_text(text: str) -> str:
+    """Text as received, made fit for every answer: a vertical tab or form feed (how word processors break
+    lines) becomes a line break; any other character XML 1.0 cannot represent becomes U+FFFD.
+    """
+    return xml_safe(text.replace("\x0b", "\n").replace("\x0c", "\n"))

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from caseway_intake.categories import CategoryMatcher
 from caseway_shared.events import GeoPoint, Place, ReportReceived
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
+    from caseway_intake.media import Photo
     from caseway_shared.contact_centre import ContactCentreReport, ReporterContact
     from caseway_shared.council import Council
     from caseway_shared.kafka import Record
@@ -34,6 +36,8 @@ class AcceptedReport:
     contact: ReporterContact | None
     client_key: str | None = None
     token: str | None = None
+    extras: Mapping[str, Any] | None = None
+    photos: tuple[Photo, ...] = ()
 
 
 def correlation_of(record: Record) -> str | None:

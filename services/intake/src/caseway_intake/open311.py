@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from caseway_intake.formats import clean_text
 from caseway_intake.normalise import AcceptedReport, report_id_for
+from caseway_intake.updates import POSTED_STATUSES
 from caseway_intake.validation import Invalid, describe_errors, text_problems
 from caseway_shared.contact_centre import ReporterContact
 from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
@@ -51,8 +53,18 @@ SINGLE_FIELDS = (
     "last_name",
     "phone",
     "description",
-    "media_url",
 )
+# media_url may come more than once: FixMyStreet sends one per photo when a body takes several.
+MAX_MEDIA_URLS = 10
+MAX_URL = 2000
+_MEDIA_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+_UPRN = re.compile(r"^[0-9]{1,12}$")
+_USRN = re.compile(r"^[0-9]{1,8}$")
+# A UK postcode, as FixMyStreet sends address_string when the resident gave one instead of a pin.
+_POSTCODE = re.compile(r"^\s*([A-Z]{1,2}[0-9][A-Z0-9]?)\s*([0-9][A-Z]{2})\s*$", re.IGNORECASE)
+# Attribute codes that name the place rather than answer a question of the category (FixMyStreet sends
+# attribute[uprn] whenever it knows the property): read into the event's place.
+PLACE_ATTRIBUTES = frozenset({"uprn", "usrn"})
 
 
 class ServiceRequestForm(BaseModel):
@@ -64,7 +76,9 @@ class ServiceRequestForm(BaseModel):
     lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84 latitude.")
     long: float | None = Field(default=None, ge=-180, le=180, description="WGS84 longitude.")
     address_string: str | None = Field(default=None, min_length=1, max_length=500)
-    address_id: str | None = Field(default=None, pattern=r"^[0-9]{1,12}$", description="The UPRN.")
+    address_id: str | None = Field(
+        default=None, max_length=128, description="The UPRN where it is one; any other id is kept as sent."
+    )
     email: str | None = Field(default=None, max_length=254, pattern=_EMAIL)
     device_id: str | None = Field(default=None, max_length=128)
     account_id: str | None = Field(default=None, max_length=128)
@@ -72,16 +86,21 @@ class ServiceRequestForm(BaseModel):
     last_name: str | None = Field(default=None, max_length=99)
     phone: str | None = Field(default=None, max_length=32, pattern=_PHONE)
     description: str | None = Field(default=None, max_length=4000)
-    media_url: HttpUrl | None = Field(default=None, description="A photo of the problem, by URL.")
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceRequest:
-    """A valid POST requests: the form, the category it names and its attribute answers."""
+    """A valid POST requests: the form, the category it names, its attribute answers, the media URLs as
+    given, and what the event does not carry (undeclared attributes, an address id that is no UPRN).
+    """
 
     form: ServiceRequestForm
     category: Category
     attributes: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    media_urls: tuple[str, ...] = ()
+    uprn: str | None = None
+    usrn: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def contact(self) -> ReporterContact | None:
@@ -95,10 +114,11 @@ def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council)
     """The service request in `fields` (name -> values, as a form carries them), or every reason it is not.
 
     Empty values count as absent, as HTML forms send them. Reasons name the field, never echo its value.
+    Text is kept as sent except for characters no XML answer could carry (see `clean_text`).
     """
     if len(fields) > MAX_FIELDS:
         return Invalid((f"body: more than {MAX_FIELDS} fields",))
-    single, answers, reasons = _split_fields(fields)
+    single, answers, multi, reasons = _split_fields(fields)
     form: ServiceRequestForm | None = None
     try:
         form = ServiceRequestForm.model_validate(single)
@@ -108,7 +128,14 @@ def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council)
     category = council.categories.get(code) if code else None
     if code and category is None:
         reasons.append("service_code: not a service of this server (see GET services)")
-    attributes = _attribute_answers(category, answers, reasons) if category else {}
+    media_urls = _media_urls(multi.get("media_url", []), reasons)
+    attributes: dict[str, str | tuple[str, ...]] = {}
+    extras: dict[str, Any] = {}
+    if category:
+        attributes, unknown = _attribute_answers(category, answers, reasons)
+        if unknown:
+            extras["attributes"] = unknown
+    uprn, usrn = _place_ids(single, answers, extras)
     # Judged on what was sent, so these reasons come with the others even when a value is invalid.
     if ("lat" in single) != ("long" in single):
         reasons.append("lat, long: give both or neither")
@@ -116,40 +143,90 @@ def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council)
         reasons.append("location: give lat and long, address_string or address_id")
     if reasons or form is None or category is None:
         return Invalid(tuple(reasons))
-    return ServiceRequest(form=form, category=category, attributes=attributes)
+    return ServiceRequest(
+        form=form,
+        category=category,
+        attributes=attributes,
+        media_urls=media_urls,
+        uprn=uprn,
+        usrn=usrn,
+        extras=extras,
+    )
 
 
 def _split_fields(
     fields: Mapping[str, Sequence[str]],
-) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
-    """The single-valued fields, the attribute answers, and what is wrong with the fields as text."""
+) -> tuple[dict[str, str], dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """The single-valued fields, the attribute answers, the repeatable fields, and what is wrong with the
+    fields as text. Values are cleaned (`clean_text`) once they are known to be storable text.
+    """
     reasons: list[str] = []
     single: dict[str, str] = {}
     answers: dict[str, list[str]] = {}
+    multi: dict[str, list[str]] = {}
     for name, values in fields.items():
-        reasons.extend(text_problems(name, [name, *values]))
-        present = [value for value in values if value != ""]
+        problems = text_problems(name, [name, *values])
+        reasons.extend(problems)
+        if problems:
+            continue
+        present = [clean_text(value) for value in values if value != ""]
         if len(values) > MAX_VALUES_PER_FIELD:
             reasons.append(f"{name}: more than {MAX_VALUES_PER_FIELD} values")
         elif match := _ATTRIBUTE.match(name):
             answers.setdefault(match.group(1), []).extend(present)
+        elif name in {"media_url", "media_url[]"}:
+            multi.setdefault("media_url", []).extend(present)
         elif name in SINGLE_FIELDS:
             if len(present) > 1:
                 reasons.append(f"{name}: given more than once")
             if present:
                 single[name] = present[0]
-    return single, answers, reasons
+    return single, answers, multi, reasons
+
+
+def _media_urls(values: Sequence[str], reasons: list[str]) -> tuple[str, ...]:
+    """The media URLs exactly as given (never fetched here), each an http(s) URL."""
+    if len(values) > MAX_MEDIA_URLS:
+        reasons.append(f"media_url: at most {MAX_MEDIA_URLS}")
+        return ()
+    if any(len(value) > MAX_URL or not _MEDIA_URL.match(value) for value in values):
+        reasons.append(f"media_url: an http or https URL of at most {MAX_URL} characters")
+        return ()
+    return tuple(values)
+
+
+def _place_ids(
+    single: Mapping[str, str], answers: Mapping[str, list[str]], extras: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """The UPRN and USRN the request names: attribute[uprn] (as FixMyStreet sends it), else an address_id
+    that is a UPRN; an address_id that is not one is kept in `extras` as sent.
+    """
+    uprn = next((v for v in answers.get("uprn", []) if _UPRN.match(v)), None)
+    usrn = next((v for v in answers.get("usrn", []) if _USRN.match(v)), None)
+    address_id = single.get("address_id")
+    if address_id is not None and len(address_id) <= MAX_STRING:
+        if _UPRN.match(address_id):
+            uprn = uprn or address_id
+        else:
+            extras["address_id"] = address_id
+    return uprn, usrn
 
 
 def _attribute_answers(
     category: Category, answers: Mapping[str, list[str]], reasons: list[str]
-) -> dict[str, str | tuple[str, ...]]:
+) -> tuple[dict[str, str | tuple[str, ...]], dict[str, str | list[str]]]:
+    """The declared attributes' answers, validated; and the undeclared ones, kept as sent (a client such
+    as FixMyStreet sends its own questions too: refusing them would refuse every report it sends).
+    """
     known = {attribute.code: attribute for attribute in category.attributes}
-    reasons.extend(
-        f"attribute[{code}]: not an attribute of service {category.code}"
-        for code in answers
-        if code not in known
-    )
+    unknown: dict[str, str | list[str]] = {
+        code: values[0] if len(values) == 1 else list(values)
+        for code, values in answers.items()
+        if code not in known and code not in PLACE_ATTRIBUTES and values
+    }
+    for code, values in unknown.items():
+        if any(len(value) > MAX_TEXT for value in ([values] if isinstance(values, str) else values)):
+            reasons.append(f"attribute[{code}]: at most {MAX_TEXT} characters")
     result: dict[str, str | tuple[str, ...]] = {}
     for code, attribute in known.items():
         values = answers.get(code, [])
@@ -162,7 +239,7 @@ def _attribute_answers(
             reasons.append(f"attribute[{code}]: {problem}")
         else:
             result[code] = tuple(values) if attribute.datatype == "multivaluelist" else values[0]
-    return result
+    return result, unknown
 
 
 def _attribute_problem(attribute: ServiceAttribute, values: Sequence[str]) -> str | None:  # noqa: PLR0911 - one answer per datatype
@@ -194,6 +271,15 @@ def _attribute_problem(attribute: ServiceAttribute, values: Sequence[str]) -> st
             return None if len(value) <= MAX_STRING else f"at most {MAX_STRING} characters"
 
 
+def postcode_of(address: str | None) -> str | None:
+    """The UK postcode `address` is, normalised ("L1 4DQ"), or None: FixMyStreet sends a postcode as
+    address_string when the resident gave no pin.
+    """
+    if not address or not (match := _POSTCODE.match(address)):
+        return None
+    return f"{match.group(1)} {match.group(2)}".upper()
+
+
 def accept_service_request(
     request: ServiceRequest,
     *,
@@ -202,9 +288,11 @@ def accept_service_request(
     client_key: str | None,
     token: str,
     now: datetime,
+    media_refs: Sequence[str] = (),
 ) -> AcceptedReport:
     """The accepted report for a valid POST. The same key name and client key give the same report id, so
-    a client that posts again with its idempotency key gets the first answer back.
+    a client that posts again with its idempotency key gets the first answer back. `media_refs` name the
+    photos sent with the request (stored by intake).
     """
     form = request.form
     event = ReportReceived(
@@ -220,10 +308,12 @@ def accept_service_request(
             if form.lat is not None and form.long is not None
             else None,
             address=form.address_string,
-            uprn=form.address_id,
+            postcode=postcode_of(form.address_string),
+            uprn=request.uprn,
+            usrn=request.usrn,
         ),
         description=form.description or "",
-        attachments=(str(form.media_url),) if form.media_url else (),
+        attachments=(*request.media_urls, *media_refs),
         attributes=request.attributes,
     )
     return AcceptedReport(
@@ -231,6 +321,7 @@ def accept_service_request(
         contact=request.contact,
         client_key=event.source_id if client_key else None,
         token=token,
+        extras=request.extras or None,
     )
 
 
@@ -322,6 +413,129 @@ def request_entry(view: RequestView, council: Council) -> dict[str, Any]:
 
 def _w3c(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
+
+
+# --- the service-request-updates extension ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateView:
+    """One update as the feed shows it."""
+
+    update_id: str
+    report_id: UUID
+    status: str
+    description: str
+    external_status_code: str | None
+    media_url: str | None
+    updated_at: datetime
+
+
+def update_entry(view: UpdateView) -> dict[str, Any]:
+    """A request_update with the fields FixMyStreet's client reads (Open311/UpdatesBase.pm)."""
+    return {
+        "update_id": view.update_id,
+        "service_request_id": str(view.report_id),
+        "status": view.status,
+        "updated_datetime": _w3c(view.updated_at),
+        "description": view.description,
+        "media_url": view.media_url,
+        "external_status_code": view.external_status_code,
+    }
+
+
+class UpdateForm(BaseModel):
+    """A resident's update as a front end POSTs it. Contact fields are personal data."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", title="Open311 service request update")
+
+    service_request_id: str = Field(min_length=1, max_length=64)
+    update_id: str | None = Field(default=None, max_length=64, description="The front end's own id.")
+    status: str | None = Field(default=None, max_length=40)
+    description: str = Field(default="", max_length=4000)
+    updated_datetime: datetime | None = None
+    email: str | None = Field(default=None, max_length=254, pattern=_EMAIL)
+    first_name: str | None = Field(default=None, max_length=99)
+    last_name: str | None = Field(default=None, max_length=99)
+    phone: str | None = Field(default=None, max_length=32, pattern=_PHONE)
+
+    @property
+    def contact(self) -> ReporterContact | None:
+        # FixMyStreet sends last_name "-" when it knows only one name.
+        last = None if self.last_name == "-" else self.last_name
+        name = " ".join(filter(None, (self.first_name, last))) or None
+        if not (name or self.email or self.phone):
+            return None
+        return ReporterContact(name=name, email=self.email, phone=self.phone)
+
+
+@dataclass(frozen=True, slots=True)
+class PostedUpdate:
+    form: UpdateForm
+    media_urls: tuple[str, ...]
+
+    @property
+    def status(self) -> str | None:
+        return self.form.status.upper() if self.form.status else None
+
+
+_UPDATE_FIELDS = frozenset(
+    {"service_request_id", "update_id", "status", "description", "updated_datetime", "email"}
+    | {"first_name", "last_name", "phone", "api_key", "jurisdiction_id"}
+)
+
+
+def parse_update(fields: Mapping[str, Sequence[str]]) -> PostedUpdate | Invalid:
+    """The update in `fields`, or every reason it is not one."""
+    if len(fields) > MAX_FIELDS:
+        return Invalid((f"body: more than {MAX_FIELDS} fields",))
+    single, media, reasons = _split_update_fields(fields)
+    form: UpdateForm | None = None
+    try:
+        form = UpdateForm.model_validate(single)
+    except ValidationError as error:
+        reasons.extend(describe_errors(error))
+    status = single.get("status", "").upper()
+    if status and status not in POSTED_STATUSES:
+        reasons.append("status: not a status of the service-request-updates extension")
+    media_urls = _media_urls(media, reasons)
+    if reasons or form is None:
+        return Invalid(tuple(reasons))
+    return PostedUpdate(form=form, media_urls=media_urls)
+
+
+def _split_update_fields(fields: Mapping[str, Sequence[str]]) -> tuple[dict[str, str], list[str], list[str]]:
+    reasons: list[str] = []
+    single: dict[str, str] = {}
+    media: list[str] = []
+    for name, values in fields.items():
+        if problems := text_problems(name, [name, *values]):
+            reasons.extend(problems)
+            continue
+        present = [clean_text(value) for value in values if value != ""]
+        if name in {"media_url", "media_url[]"}:
+            media.extend(present)
+        elif name in _UPDATE_FIELDS:
+            if len(present) > 1:
+                reasons.append(f"{name}: given more than once")
+            elif present:
+                single[name] = present[0]
+    return single, media, reasons
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentUpdate:
+    """A resident's update as intake records it in the feed."""
+
+    update_id: str
+    report_id: UUID
+    case_id: UUID | None
+    status: str
+    description: str
+    external_status_code: str | None
+    media_url: str | None
+    at: datetime
+    client_key: str | None
 
 
 def errors(code: int, reasons: Sequence[str]) -> list[dict[str, Any]]:

@@ -12,14 +12,17 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
+from caseway_intake import store
 from caseway_intake.api_keys import ApiKeys
 from caseway_intake.categories import CategoryMatcher
 from caseway_intake.normalise import AcceptedReport, normalise
+from caseway_intake.open311 import ResidentUpdate
 from caseway_intake.store import apply_case_events, insert_new_reports, tokens_of
+from caseway_intake.updates import resident_action
 from caseway_intake.validation import Invalid, describe_errors, parse_contact_centre_event
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
-from caseway_shared.events import CASE_EVENT, CaseEvent
+from caseway_shared.events import CASE_EVENT, CaseEvent, ResidentUpdateReceived
 from caseway_shared.outbox import OutboxMessage, enqueue
 from caseway_shared.topics import Topic
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
     import asyncpg
 
+    from caseway_intake.open311 import PostedUpdate, RequestView, UpdateView
     from caseway_shared.council import Council
     from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record
@@ -218,3 +222,109 @@ class IntakeService:
         if events:
             async with self._runtime.pool.acquire() as connection, connection.transaction():
                 await apply_case_events(connection, events, self._council)
+
+    # --- what the Open311 endpoints read and write (they never open connections themselves) -------------
+
+    async def find_requests(
+        self,
+        *,
+        report_ids: Sequence[UUID] | None,
+        service_codes: Sequence[str] | None,
+        start: datetime | None,
+        end: datetime | None,
+        statuses: Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+    ) -> list[RequestView]:
+        async with self._runtime.pool.acquire() as connection:
+            return await store.find_requests(
+                connection,
+                report_ids=report_ids,
+                service_codes=service_codes,
+                start=start,
+                end=end,
+                statuses=statuses,
+                limit=limit,
+                offset=offset,
+            )
+
+    async def report_of_token(self, token: str) -> UUID | None:
+        async with self._runtime.pool.acquire() as connection:
+            return await store.report_of_token(connection, token)
+
+    async def find_updates(
+        self,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        report_ids: Sequence[UUID] | None,
+        limit: int,
+        offset: int,
+    ) -> list[UpdateView]:
+        async with self._runtime.pool.acquire() as connection:
+            return await store.find_updates(
+                connection, start=start, end=end, report_ids=report_ids, limit=limit, offset=offset
+            )
+
+    async def photo(self, media_id: UUID) -> tuple[str, bytes] | None:
+        async with self._runtime.pool.acquire() as connection:
+            return await store.find_photo(connection, media_id)
+
+    async def post_update(
+        self, posted: PostedUpdate, *, report_id: UUID, update_id: str, client_key: str | None
+    ) -> str | None:
+        """Record a resident's update on `report_id` and queue ResidentUpdateReceived for the router, in one
+        transaction. Returns the update's id (the first one, for a retried post), or None when there is no
+        such report.
+        """
+        now = datetime.now(UTC)
+        async with self._runtime.pool.acquire() as connection, connection.transaction():
+            if client_key is not None and (seen := await store.update_of_client_key(connection, client_key)):
+                return seen
+            standing = await store.request_standing(connection, report_id)
+            if standing is None:
+                return None
+            case_id, request_status = standing
+            action = resident_action(posted.status, request_status)
+            update = ResidentUpdate(
+                update_id=update_id,
+                report_id=report_id,
+                case_id=case_id,
+                # The feed shows the request's standing, not what the resident claimed (e.g. FIXED).
+                status="OPEN" if action == "reopen" or request_status == "open" else "CLOSED",
+                description=posted.form.description,
+                external_status_code="resident-" + action,
+                media_url=posted.media_urls[0] if posted.media_urls else None,
+                at=posted.form.updated_datetime or now,
+                client_key=client_key,
+            )
+            if await store.insert_resident_update(connection, update, posted.form.contact) is None:
+                return await store.update_of_client_key(connection, client_key) if client_key else None
+            event = ResidentUpdateReceived(
+                occurred_at=now,
+                update_id=update_id,
+                report_id=report_id,
+                case_id=case_id,
+                action=action,
+                client_status=posted.status,
+                description=posted.form.description,
+                media_urls=posted.media_urls,
+            )
+            await enqueue(
+                connection,
+                "intake",
+                [
+                    OutboxMessage.for_event(
+                        topic=self._runtime.topic(Topic.REPORT_UPDATES),
+                        key=str(report_id),
+                        event=event,
+                        correlation_id=str(report_id),
+                        producer=SERVICE,
+                    )
+                ],
+            )
+        self._runtime.relay.wake()
+        log.info(
+            "resident_update_accepted", report_id=str(report_id), correlation_id=str(report_id), action=action
+        )
+        return update_id

@@ -38,3 +38,9 @@ class IntakeSettings(ServiceSettings):
     open311_default_days: int = Field(
         default=90, ge=1, description="GET requests without dates covers this many days back."
     )
+    open311_max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Most bytes of a multipart POST (with its photos)."
+    )
+    open311_max_photo_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Most bytes of a photo."
+    )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from caseway_intake.open311 import RequestView
+from caseway_intake.open311 import RequestView, ResidentUpdate, UpdateView
+from caseway_intake.updates import case_update, update_id
 from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged, ReportLinked
 
 if TYPE_CHECKING:
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from caseway_intake.normalise import AcceptedReport
+    from caseway_intake.updates import CaseUpdate
+    from caseway_shared.contact_centre import ReporterContact
     from caseway_shared.council import Council
     from caseway_shared.db import DbConnection
     from caseway_shared.events import CaseEvent
@@ -31,9 +34,9 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
     rows = await connection.fetch(
         """
         INSERT INTO intake.reports
-            (report_id, source_system, source_id, client_key, channel, category, received_at, event)
+            (report_id, source_system, source_id, client_key, channel, category, received_at, event, extras)
         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::timestamptz[], $8::jsonb[])
+                             $7::timestamptz[], $8::jsonb[], $9::jsonb[])
         ON CONFLICT DO NOTHING
         RETURNING report_id
         """,
@@ -45,8 +48,25 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
         [r.event.category for r in reports],
         [r.event.received_at for r in reports],
         [r.event.model_dump(mode="json") for r in reports],
+        [dict(r.extras) if r.extras else None for r in reports],
     )
     new = {row["report_id"] for row in rows}
+    photos = [(r.event.report_id, photo) for r in reports if r.event.report_id in new for photo in r.photos]
+    if photos:
+        await connection.execute(
+            """
+            INSERT INTO intake.media (media_id, report_id, part_name, filename, content_type, size, data)
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[],
+                                 $7::bytea[])
+            """,
+            [photo.media_id for _, photo in photos],
+            [report_id for report_id, _ in photos],
+            [photo.part_name for _, photo in photos],
+            [photo.filename for _, photo in photos],
+            [photo.content_type for _, photo in photos],
+            [len(photo.data) for _, photo in photos],
+            [photo.data for _, photo in photos],
+        )
     contacts = [(r.event.report_id, r.contact) for r in reports if r.contact and r.event.report_id in new]
     if contacts:
         await connection.execute(
@@ -118,6 +138,7 @@ async def find_requests(
     end: datetime | None,
     statuses: Sequence[str] | None,
     limit: int,
+    offset: int = 0,
 ) -> list[RequestView]:
     """Reports with what the cases said about them, newest first; a None filter does not filter."""
     rows = await connection.fetch(
@@ -131,7 +152,7 @@ async def find_requests(
           AND ($4::timestamptz IS NULL OR r.received_at <= $4)
           AND ($5::text[] IS NULL OR coalesce(s.status, 'open') = ANY($5))
         ORDER BY r.received_at DESC, r.report_id
-        LIMIT $6
+        LIMIT $6 OFFSET $7
         """,
         report_ids,
         service_codes,
@@ -139,6 +160,7 @@ async def find_requests(
         end,
         statuses,
         limit,
+        offset,
     )
     return [RequestView(**dict(row)) for row in rows]
 
@@ -210,3 +232,129 @@ async def apply_case_events(connection: DbConnection, events: Sequence[CaseEvent
                 )
             case _:
                 pass
+        agency = (
+            council.departments.get(event.lead_department, event.lead_department)
+            if isinstance(event, CaseOpened)
+            else None
+        )
+        if (update := case_update(event, agency=agency)) is not None:
+            await _insert_case_update(connection, event.case_id, update)
+
+
+async def _insert_case_update(connection: DbConnection, case_id: UUID, update: CaseUpdate) -> None:
+    """The update for its one report, or for every report of the case; a replay inserts nothing."""
+    if update.report_id is not None:
+        report_ids = [update.report_id]
+    else:
+        rows = await connection.fetch(
+            "SELECT report_id FROM intake.request_status WHERE case_id = $1", case_id
+        )
+        report_ids = [row["report_id"] for row in rows]
+    if not report_ids:
+        return
+    await connection.execute(
+        """
+        INSERT INTO intake.request_updates (update_id, report_id, case_id, origin, status, description,
+            external_status_code, updated_at)
+        SELECT u.update_id, u.report_id, $3, 'case', $4, $5, $6, date_trunc('second', $7::timestamptz)
+        FROM unnest($1::text[], $2::uuid[]) AS u (update_id, report_id)
+        ON CONFLICT DO NOTHING
+        """,
+        [update_id(report_id, update.key) for report_id in report_ids],
+        report_ids,
+        case_id,
+        update.status,
+        update.description,
+        update.external_status_code,
+        update.at,
+    )
+
+
+async def find_updates(
+    connection: DbConnection,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    report_ids: Sequence[UUID] | None,
+    limit: int,
+    offset: int,
+) -> list[UpdateView]:
+    """Updates in [start, end] (both inclusive, to the second), oldest first, as the feed shows them."""
+    rows = await connection.fetch(
+        """
+        SELECT update_id, report_id, status, description, external_status_code, media_url, updated_at
+        FROM intake.request_updates
+        WHERE ($1::timestamptz IS NULL OR updated_at >= $1)
+          AND ($2::timestamptz IS NULL OR updated_at <= $2)
+          AND ($3::uuid[] IS NULL OR report_id = ANY($3))
+        ORDER BY updated_at, update_id
+        LIMIT $4 OFFSET $5
+        """,
+        start,
+        end,
+        report_ids,
+        limit,
+        offset,
+    )
+    return [UpdateView(**dict(row)) for row in rows]
+
+
+async def request_standing(connection: DbConnection, report_id: UUID) -> tuple[UUID | None, str] | None:
+    """(case id, open or closed) of an accepted report; None when there is no such report."""
+    row = await connection.fetchrow(
+        """
+        SELECT s.case_id, coalesce(s.status, 'open') AS status
+        FROM intake.reports r LEFT JOIN intake.request_status s USING (report_id)
+        WHERE r.report_id = $1
+        """,
+        report_id,
+    )
+    return None if row is None else (row["case_id"], row["status"])
+
+
+async def insert_resident_update(
+    connection: DbConnection, update: ResidentUpdate, contact: ReporterContact | None
+) -> str | None:
+    """Record a resident's update; returns None when its client key was recorded before (a retry)."""
+    inserted: str | None = await connection.fetchval(
+        """
+        INSERT INTO intake.request_updates (update_id, report_id, case_id, origin, status, description,
+            external_status_code, media_url, updated_at, client_key)
+        VALUES ($1, $2, $3, 'resident', $4, $5, $6, $7, date_trunc('second', $8::timestamptz), $9)
+        ON CONFLICT DO NOTHING
+        RETURNING update_id
+        """,
+        update.update_id,
+        update.report_id,
+        update.case_id,
+        update.status,
+        update.description,
+        update.external_status_code,
+        update.media_url,
+        update.at,
+        update.client_key,
+    )
+    if inserted is not None and contact is not None:
+        await connection.execute(
+            "INSERT INTO intake.update_contacts (update_id, name, email, phone) VALUES ($1, $2, $3, $4)",
+            inserted,
+            contact.name,
+            contact.email,
+            contact.phone,
+        )
+    return inserted
+
+
+async def update_of_client_key(connection: DbConnection, client_key: str) -> str | None:
+    found: str | None = await connection.fetchval(
+        "SELECT update_id FROM intake.request_updates WHERE client_key = $1", client_key
+    )
+    return found
+
+
+async def find_photo(connection: DbConnection, media_id: UUID) -> tuple[str, bytes] | None:
+    """(content type, bytes) of a stored photo."""
+    row = await connection.fetchrow(
+        "SELECT content_type, data FROM intake.media WHERE media_id = $1", media_id
+    )
+    return None if row is None else (row["content_type"], bytes(row["data"]))

@@ -6,7 +6,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 RUN := uv run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit lint stack-up stack-down stack-status services-up services-down bench faults
+.PHONY: setup demo test test-unit lint format stack-up stack-down stack-status services-up services-down bench faults
 
 setup:
 	@bash deploy/bootstrap.sh
@@ -26,9 +26,16 @@ test: setup
 test-unit: setup
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
+## lint: formatting, ruff, mypy (strict) and the import contract; `make format` applies the formatting.
 lint:
+	$(RUN) ruff format --check .
 	$(RUN) ruff check .
 	$(RUN) mypy
+	$(RUN) lint-imports
+
+format:
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
 
 stack-up: setup
 	$(RUN) caseway stack up

@@ -162,11 +162,9 @@ class StackConfig:
 
     @property
     def postgres_dir(self) -> Path:
+        """Where the cluster lives when the server's OS user can reach it; `postgres_server.server_dir`
+        says where it really is (outside the state folder when run as root from a closed home)."""
         return self.state_dir / "postgres"
-
-    @property
-    def postgres_data_dir(self) -> Path:
-        return self.postgres_dir / "data"
 
     @property
     def logs_dir(self) -> Path:

@@ -54,6 +54,9 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
     postgres_restarts: Annotated[int, typer.Option(help="Restarts of PostgreSQL.")] = 2,
     gap_seconds: Annotated[float, typer.Option(help="Steady load between faults.")] = 8.0,
     poison_every: Annotated[int, typer.Option(help="One poison message in this many.")] = 1000,
+    preload_cases: Annotated[
+        int, typer.Option(help="Cases already stored before the load starts (months of a council's work).")
+    ] = 10_000,
     *,
     keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
 ) -> None:
@@ -69,6 +72,7 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
         postgres_restarts=postgres_restarts,
         gap_seconds=gap_seconds,
         poison_every=poison_every,
+        preload_cases=preload_cases,
     )
     run = asyncio.run(run_faults(plan, stack=LoadtestStack(), say=typer.echo, keep_stack=keep_stack))
     data = {**run.as_dict(), "problems": run.problems(), "machine": machine()}

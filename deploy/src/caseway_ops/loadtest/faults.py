@@ -15,11 +15,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import structlog
 
 from caseway_ops.loadtest import invariants
 from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
 from caseway_ops.loadtest.harness import Publisher, Sent, reset_groups, wait_quiet
+from caseway_ops.loadtest.preload import preload_cases
 from caseway_ops.loadtest.runs import open_run
 from caseway_ops.loadtest.services import SERVICES
 from caseway_shared.council import load_council
@@ -45,6 +47,8 @@ class FaultPlan:
     http_share: float = 0.1
     quiet_timeout: float = 600.0
     seed: int = 11
+    # Cases stored before the load starts: a router whose search grows with the table shows it here.
+    preload_cases: int = 0
 
 
 @dataclass
@@ -57,6 +61,8 @@ class FaultRun:
     seconds: float = 0.0
     publish_retries: int = 0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    preloaded_cases: int = 0
+    quiet_after_load_s: float = 0.0  # from the load stopping to every report routed and every alert sent
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +75,8 @@ class FaultRun:
             "publish_retries": self.publish_retries,
             "faults": self.faults,
             "peak_rss_mb": {k: round(v, 1) for k, v in self.peak_rss_mb.items()},
+            "preloaded_cases": self.preloaded_cases,
+            "quiet_after_load_s": round(self.quiet_after_load_s, 1),
         }
 
     def problems(self) -> list[str]:
@@ -106,6 +114,13 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
     faults_done: list[dict[str, Any]] = []
     poison: list[Sent] = []
     try:
+        if plan.preload_cases:
+            db = await asyncpg.connect(env.database_url)
+            try:
+                await preload_cases(db, load_council(), plan.preload_cases)
+            finally:
+                await db.close()
+            say(f"  {plan.preload_cases:,} cases already stored before the load")
         await services.start_all()
         await publisher.start()
         stop_load = asyncio.Event()
@@ -140,6 +155,7 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
         seconds = time.monotonic() - started
         say(f"load stopped: {len(publisher.sent)} inputs in {seconds:.0f} s; waiting for quiet")
         expect = len({s.report_id for s in publisher.sent if s.report.valid and s.report_id})
+        load_stopped = time.monotonic()
         await wait_quiet(
             env.database_url,
             env.bootstrap_servers,
@@ -147,6 +163,8 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             expect_reports=expect,
             timeout=plan.quiet_timeout,
         )
+        quiet_after_load = time.monotonic() - load_stopped
+        say(f"quiet {quiet_after_load:.0f} s after the load stopped")
         counts = await invariants.count(
             env.database_url,
             env.bootstrap_servers,
@@ -177,6 +195,8 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             seconds=seconds,
             publish_retries=publisher.failures,
             peak_rss_mb=services.record_rss(),
+            preloaded_cases=plan.preload_cases,
+            quiet_after_load_s=quiet_after_load,
         )
     finally:
         await publisher.stop()

@@ -9,6 +9,8 @@ Invariants (each count that must be zero is named so):
   team with no sent alert) and ``duplicate_alerts`` (more than one notification per case, team, channel
   and kind); the mail sink also counts keys delivered twice (``alerts_delivered_twice``: the at-least-once
   gap of a crash between sending and recording, which the receiver drops by X-Caseway-Notification-Key);
+- every case says how many reports it holds: ``miscounted_cases`` (cases whose reports_count is not the
+  number of reports linked to them; the neighbourhood figures of duplicated work avoided read it);
 - every poison message is in ops.deadletter.v1 or reports.rejected.v1 with a reason: ``poison_accounted``.
 """
 
@@ -42,6 +44,7 @@ class Counts:
     accepted: int
     cases: int
     duplicate_cases: int
+    miscounted_cases: int
     lost_reports: int
     alerts_expected: int
     alerts_sent: int
@@ -65,6 +68,8 @@ class Counts:
             found.append(f"{self.lost_reports} reports lost")
         if self.duplicate_cases:
             found.append(f"{self.duplicate_cases} duplicate cases")
+        if self.miscounted_cases:
+            found.append(f"{self.miscounted_cases} cases whose report count is wrong")
         if self.missing_alerts:
             found.append(f"{self.missing_alerts} assigned teams not alerted")
         if self.duplicate_alerts:
@@ -98,6 +103,10 @@ async def count(
         orphan_cases = await db.fetchval(
             "SELECT count(*) FROM router.cases c"
             " WHERE NOT EXISTS (SELECT 1 FROM router.reports r WHERE r.case_id = c.case_id)"
+        )
+        miscounted = await db.fetchval(
+            "SELECT count(*) FROM router.cases c WHERE c.reports_count <>"
+            " (SELECT count(*) FROM router.reports r WHERE r.case_id = c.case_id)"
         )
         assignments = await db.fetch(
             "SELECT a.case_id, a.department, c.neighbourhood"
@@ -152,6 +161,7 @@ async def count(
         accepted=len(intake_ids),
         cases=cases,
         duplicate_cases=orphan_cases + opened_twice,
+        miscounted_cases=miscounted,
         lost_reports=lost,
         alerts_expected=len(expected),
         alerts_sent=len(expected & sent_alerts),

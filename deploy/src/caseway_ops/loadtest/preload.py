@@ -47,6 +47,18 @@ _COLUMNS = (
     "points_count",
     "cell",
 )
+_REPORT_COLUMNS = (
+    "report_id",
+    "case_id",
+    "source_system",
+    "source_id",
+    "received_at",
+    "category",
+    "lat",
+    "lon",
+    "description",
+    "correlation_id",
+)
 _CHUNK = 50_000
 _HOTSPOT_SHARE = 0.3  # as the load generator's
 _RECENT = timedelta(days=30)
@@ -63,7 +75,8 @@ async def preload_cases(
     cases_per_day: float = 2_000,
     now: datetime | None = None,
 ) -> int:
-    """Insert `count` cases into router.cases; returns how many were written."""
+    """Insert `count` cases into router.cases, each with the one report that opened it in router.reports
+    (source system "preload"); returns how many cases were written."""
     now = now or datetime.now(UTC)
     rng = random.Random(seed)  # noqa: S311 - a reproducible table, not a secret
     wards = wards_from_geojson(council.wards_geojson)
@@ -73,6 +86,7 @@ async def preload_cases(
     written = 0
     while written < count:
         rows = []
+        reports = []
         for number in range(written, min(count, written + _CHUNK)):
             code = rng.choices(categories, weights=weights)[0]
             category = council.categories[code]
@@ -108,7 +122,26 @@ async def preload_cases(
                     case_cell(lat, lon),
                 )
             )
+            case_id = rows[-1][0]
+            reports.append(
+                (
+                    uuid.uuid4(),
+                    case_id,
+                    "preload",
+                    f"{number:08d}",
+                    last,
+                    code,
+                    lat,
+                    lon,
+                    "preloaded",
+                    str(case_id),
+                )
+            )
         await connection.copy_records_to_table("cases", schema_name="router", columns=_COLUMNS, records=rows)
+        await connection.copy_records_to_table(
+            "reports", schema_name="router", columns=_REPORT_COLUMNS, records=reports
+        )
         written += len(rows)
     await connection.execute("ANALYZE router.cases")
+    await connection.execute("ANALYZE router.reports")
     return written

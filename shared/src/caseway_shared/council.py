@@ -97,8 +97,8 @@ class Council(BaseModel):
     holidays_country: str = "GB"
     holidays_subdivision: str | None = "ENG"
     boundary_flag_metres: float = 25
-    # Duplicate detection (see caseway_router.domain.duplicates): a report joins the best case scoring at least
-    # the link threshold; between the review and link thresholds its new case is flagged for a person.
+    # Duplicate detection (see caseway_router.domain.duplicates): a report joins the best case scoring at
+    # least the link threshold; between the review and link thresholds its new case is flagged for a person.
     duplicate_link_threshold: float = Field(default=0.03, gt=0, le=1)
     duplicate_review_threshold: float = Field(default=0.005, ge=0, le=1)
     duplicate_location_sigma_m: float = Field(

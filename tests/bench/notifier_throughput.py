@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from caseway_notifier.app import create_app
+from caseway_notifier.entrypoints.app import create_app
 from caseway_notifier.settings import NotifierSettings
 from caseway_ops.database import create_database, drop_database
 from caseway_ops.kafka_topics import create_topics

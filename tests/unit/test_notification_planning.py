@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from caseway_notifier.directory import WorkingHours, load_directory
-from caseway_notifier.planning import next_working_time, plan_notifications
+from caseway_notifier.domain.directory import WorkingHours, load_directory
+from caseway_notifier.domain.hours import next_working_time
+from caseway_notifier.domain.planning import plan_notifications
 from caseway_shared.council import LIVERPOOL_DIR
 from caseway_shared.events import CaseAssigned, CaseOpened, ReportLinked
 

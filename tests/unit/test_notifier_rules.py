@@ -8,23 +8,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from caseway_notifier.channels import notify_token
-from caseway_notifier.directory import Directory, QuietHours, WorkingHours, load_directory
-from caseway_notifier.planning import (
-    ACKNOWLEDGED,
-    CLOSED,
-    ESCALATION,
-    NEW_CASES_DIGEST,
-    REPORTS_DIGEST,
-    apply_event,
-    compose_digest,
-    digest_period,
-    next_allowed_time,
-    plan_escalation,
-    plan_notifications,
-    quiet_until,
-)
-from caseway_notifier.ratelimit import TokenBucket, backoff_delay
+from caseway_notifier.adapters.channels import notify_token
+from caseway_notifier.adapters.rate_limit import TokenBucket
+from caseway_notifier.domain.cases import apply_event
+from caseway_notifier.domain.delivery import backoff_delay
+from caseway_notifier.domain.directory import Directory, QuietHours, WorkingHours, load_directory
+from caseway_notifier.domain.hours import digest_period, next_allowed_time, quiet_until
+from caseway_notifier.domain.kinds import ACKNOWLEDGED, CLOSED, ESCALATION, NEW_CASES_DIGEST, REPORTS_DIGEST
+from caseway_notifier.domain.planning import plan_escalation, plan_notifications
+from caseway_notifier.domain.wording import compose_digest
 from caseway_shared.council import LIVERPOOL_DIR
 from caseway_shared.events import CaseOpened, CaseStatusChanged, ReportLinked
 
@@ -255,7 +247,7 @@ def test_backoff_grows_exponentially_with_jitter_up_to_a_bound():
 
 
 def test_channels_through_notify_share_one_bucket_at_notify_s_rate():
-    from caseway_notifier.app import default_limits  # noqa: PLC0415
+    from caseway_notifier.entrypoints.app import default_limits  # noqa: PLC0415
     from caseway_notifier.settings import NotifierSettings  # noqa: PLC0415
 
     limits = default_limits(NotifierSettings(notify_api_key="k" * 80, email_via="notify"))

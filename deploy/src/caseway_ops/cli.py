@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from caseway_ops.commands import asyncapi, case, demo, dlq, services, stack, tail, topics
+from caseway_ops.commands import asyncapi, case, demo, dlq, notifications, services, stack, tail, topics
 from caseway_ops.loadtest import commands as loadtest
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(services.app, name="services")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(case.app, name="case")
+app.add_typer(notifications.app, name="notifications")
 app.command()(topics.topics)
 app.command()(tail.tail)
 app.command()(demo.demo)

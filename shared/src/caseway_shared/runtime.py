@@ -14,7 +14,7 @@ import os
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -36,6 +36,7 @@ from caseway_shared.logging import configure_logging
 from caseway_shared.metrics import ServiceMetrics
 from caseway_shared.outbox import OutboxRelay
 from caseway_shared.topics import Topic
+from caseway_shared.unit_of_work import PostgresUnitOfWork
 from caseway_shared.version import caseway_version
 
 if TYPE_CHECKING:
@@ -46,9 +47,11 @@ if TYPE_CHECKING:
     from faststream.kafka.subscriber.usecase import BatchSubscriber
     from starlette.requests import Request
 
+    from caseway_shared.db import DbConnection
     from caseway_shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+R = TypeVar("R")
 
 
 class ServiceRuntime:
@@ -93,6 +96,16 @@ class ServiceRuntime:
 
     def topic(self, topic: Topic) -> str:
         return topic_name(self.settings, topic)
+
+    def unit_of_work(self, repositories: Callable[[DbConnection], R]) -> PostgresUnitOfWork[R]:
+        """Units of work on this service's schema, with `repositories` built on each transaction; the
+        relay is woken when one commits events (usable once the service has started)."""
+        return PostgresUnitOfWork(
+            pool=lambda: self.pool,
+            schema=self.schema,
+            repositories=repositories,
+            wake=lambda: self.relay.wake(),  # noqa: PLW0108 - no relay until started,
+        )
 
     def subscribe(
         self,

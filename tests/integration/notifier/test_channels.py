@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from caseway_notifier.channels import (
+from caseway_notifier.adapters.channels import (
     Message,
     NotifyChannel,
     PermanentDeliveryError,

@@ -1,17 +1,8 @@
-"""`caseway-notifier`: serve the notifier service (Kafka consumer, sender, ops endpoints)."""
+"""`python -m caseway_notifier` and `caseway-notifier`: see `entrypoints.main`."""
 
 from __future__ import annotations
 
-import uvicorn
-
-from caseway_notifier.app import create_app
-from caseway_notifier.settings import NotifierSettings
-
-
-def main() -> None:
-    settings = NotifierSettings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
-
+from caseway_notifier.entrypoints.main import main
 
 if __name__ == "__main__":
     main()

@@ -51,6 +51,18 @@ class NotifierSettings(ServiceSettings):
     escalation_batch_size: int = Field(default=200, ge=1)
     send_poll_seconds: float = Field(default=0.5, gt=0)
     send_timeout_seconds: float = Field(default=10, gt=0)
+    claim_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A claimed notification is due again if its sender died this long ago.",
+    )
+    breaker_threshold: int = Field(
+        default=3, ge=1, description="Transient failures in a row that pause a destination (an outage)."
+    )
+    breaker_cooldown_seconds: float = Field(default=5.0, gt=0, description="First pause of a destination.")
+    breaker_max_cooldown_seconds: float = Field(
+        default=120.0, gt=0, description="Longest pause between probes."
+    )
     ignore_hours: bool = Field(
         default=False, description="Send at once whatever the team's hours (demos and tests)."
     )

@@ -1,24 +1,35 @@
 """Builds the notifier service: `create_app(settings, channels=..., limits=...)` returns its ASGI app;
-nothing connects until started. Tests pass in-memory channels; by default the real adapters are used."""
+nothing connects until started. It wires the layers: the adapters (PostgreSQL store, channels, rate
+limits) into the service layer (case events, sender, escalations) through a unit of work and a clock.
+Tests pass in-memory channels; by default the real adapters are used."""
 
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
 from starlette.applications import Starlette
 
-from caseway_notifier.channels import NotificationChannel, NotifyChannel, SmtpChannel, WebhookChannel
-from caseway_notifier.directory import load_directory
-from caseway_notifier.ratelimit import TokenBucket
-from caseway_notifier.service import SERVICE, NotifierService
+from caseway_notifier.adapters.channels import NotifyChannel, SmtpChannel, WebhookChannel
+from caseway_notifier.adapters.rate_limit import SharedRateLimit, TokenBucket
+from caseway_notifier.adapters.store import NotifierStore
+from caseway_notifier.domain.directory import load_directory
+from caseway_notifier.entrypoints import consumer
+from caseway_notifier.service.case_events import CaseEvents
+from caseway_notifier.service.escalation import Escalations
+from caseway_notifier.service.messages import SERVICE, Messages
+from caseway_notifier.service.sending import Sender
 from caseway_notifier.settings import NotifierSettings
 from caseway_shared.runtime import ServiceRuntime
-from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
+
+    import asyncpg
+
+    from caseway_notifier.service.ports import NotificationChannel, RateLimit
 
 
 def default_channels(settings: NotifierSettings, client: httpx.AsyncClient) -> dict[str, NotificationChannel]:
@@ -57,11 +68,17 @@ def default_channels(settings: NotifierSettings, client: httpx.AsyncClient) -> d
     return channels
 
 
-def default_limits(settings: NotifierSettings) -> dict[str, TokenBucket]:
-    """A token bucket per channel that has a limit; channels that go through Notify share one, because
-    Notify's limit is per API key."""
-    limits: dict[str, TokenBucket] = {}
-    notify = TokenBucket.per_minute(settings.notify_rate_per_minute)
+def default_limits(
+    settings: NotifierSettings, *, pool: Callable[[], asyncpg.Pool] | None = None
+) -> dict[str, RateLimit]:
+    """A rate limit per channel that has one. Channels that go through Notify share one, kept in
+    PostgreSQL when a pool is given, because Notify's limit is per API key: every replica draws on it."""
+    limits: dict[str, RateLimit] = {}
+    notify: RateLimit = (
+        SharedRateLimit.per_minute(settings.notify_rate_per_minute, pool=pool, name="notify")
+        if pool is not None
+        else TokenBucket.per_minute(settings.notify_rate_per_minute)
+    )
     if settings.notify_api_key is not None:
         limits["sms"] = notify
     if settings.email_via == "notify":
@@ -77,7 +94,7 @@ def create_app(
     settings: NotifierSettings | None = None,
     *,
     channels: Mapping[str, NotificationChannel] | None = None,
-    limits: Mapping[str, TokenBucket] | None = None,
+    limits: Mapping[str, RateLimit] | None = None,
 ) -> Starlette:
     settings = settings or NotifierSettings()
     runtime = ServiceRuntime(settings=settings, service=SERVICE, schema="notifier")
@@ -89,24 +106,37 @@ def create_app(
         ),
     )
     channels = channels if channels is not None else default_channels(settings, client)
-    service = NotifierService(
-        runtime=runtime,
-        directory=load_directory(settings.council_dir),
+    directory = load_directory(settings.council_dir)
+    unit_of_work = runtime.unit_of_work(NotifierStore)
+    messages = Messages(topic=runtime.topic)
+
+    def clock() -> datetime:
+        return datetime.now(UTC)
+
+    sender = Sender(
+        unit_of_work=unit_of_work,
         channels=channels,
+        messages=messages,
         settings=settings,
-        limits=limits if limits is not None else default_limits(settings),
+        clock=clock,
+        limits=limits if limits is not None else default_limits(settings, pool=lambda: runtime.pool),
         concurrency={"webhook": settings.webhook_connections}
         | ({"email": settings.smtp_connections} if settings.email_via == "smtp" else {}),
     )
-    runtime.subscribe(
-        Topic.CASES,
-        service.handle_case_events_batch,
-        title="notify_teams",
-        description="Keeps each case's state and plans the alerts and digest entries its events call for; "
-        "a sender delivers them once.",
+    case_events = CaseEvents(
+        unit_of_work=unit_of_work,
+        directory=directory,
+        messages=messages,
+        clock=clock,
+        ignore_hours=settings.ignore_hours,
+        on_planned=sender.wake,
     )
-    runtime.run_in_background(service.run_sender)
-    runtime.run_in_background(service.run_escalations)
+    escalations = Escalations(
+        unit_of_work=unit_of_work, directory=directory, settings=settings, clock=clock, on_planned=sender.wake
+    )
+    consumer.subscribe(runtime, case_events)
+    runtime.run_in_background(sender.run)
+    runtime.run_in_background(escalations.run)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,5 +149,7 @@ def create_app(
 
     app = Starlette(routes=list(runtime.ops_routes()), lifespan=lifespan)
     app.state.runtime = runtime
-    app.state.service = service
+    app.state.sender = sender
+    app.state.case_events = case_events
+    app.state.escalations = escalations
     return app

@@ -1,8 +1,9 @@
 """Where notifications go: one small interface, a real adapter per channel, and an in-memory twin.
 
 `send` raises `TransientDeliveryError` for what may work later (timeouts, 429, 5xx, connection refused)
-and `PermanentDeliveryError` for what never will (a rejected address, 4xx): the sender retries the first
-and records the second as failed.
+and `PermanentDeliveryError` for what never will (a rejected address, 4xx, an invalid URL): the sender
+retries the first and records the second as failed (and classifies anything else a channel raises, see
+`caseway_notifier.domain.delivery`).
 
 Adapters: `SmtpChannel` (email over SMTP, connections reused), `NotifyChannel` (email or SMS through
 GOV.UK Notify's HTTP API), `WebhookChannel` (chat tools' incoming webhooks) and `InMemoryChannel`, the
@@ -21,39 +22,29 @@ import time
 from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
 
 import aiosmtplib
 import httpx
 
+from caseway_notifier.domain.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from caseway_notifier.service.ports import Message, NotificationChannel
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-
-class DeliveryError(Exception):
-    """A notification could not be delivered."""
-
-
-class TransientDeliveryError(DeliveryError):
-    """Worth retrying later."""
-
-
-class PermanentDeliveryError(DeliveryError):
-    """Retrying will not help."""
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    key: str
-    address: str
-    subject: str
-    body: str
-
-
-class NotificationChannel(Protocol):
-    """Delivers one message to its address, or raises a `DeliveryError` saying whether to retry."""
-
-    async def send(self, message: Message) -> None: ...
+__all__ = [
+    "DeliveryError",
+    "InMemoryChannel",
+    "Message",
+    "NotificationChannel",
+    "NotifyChannel",
+    "PermanentDeliveryError",
+    "SmtpChannel",
+    "TransientDeliveryError",
+    "WebhookChannel",
+]
 
 
 @dataclass
@@ -121,7 +112,7 @@ class SmtpChannel:
             f"Date: {formatdate(localtime=False)}\r\n"
             f"Message-ID: <{digest}@caseway>\r\n"
             # The key lets a receiving system drop a repeat after a crash between sending and recording.
-            f"X-Caseway-Notification-Key: {_one_line(message.key)}\r\n"
+            f"X-Caseway-Notification-Key: {quote(_one_line(message.key), safe=_KEY_SAFE)}\r\n"
             "MIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
@@ -176,11 +167,18 @@ class WebhookChannel:
             response = await self._client.post(
                 message.address,
                 json={"text": f"{message.subject}\n{message.body}"},
-                headers={"Idempotency-Key": message.key},
+                # A header is ASCII: a key with a team id that is not is sent percent-encoded.
+                headers={"Idempotency-Key": quote(message.key, safe=_KEY_SAFE)},
             )
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
+            # The URL itself is wrong (and a secret: it is not repeated in the error).
+            raise PermanentDeliveryError(f"invalid webhook URL ({type(error).__name__})") from error
         except httpx.HTTPError as error:
             raise TransientDeliveryError(f"{type(error).__name__}: {error}") from error
         _raise_for_status(response)
+
+
+_KEY_SAFE = "| :@-_.~!$&'()*+,;=/"  # an ASCII key goes as it is; only other characters are encoded
 
 
 def _raise_for_status(response: httpx.Response) -> None:

@@ -1,0 +1,113 @@
+"""What the notifier remembers of a case (from cases.v1), and how each event changes it. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from caseway_notifier.domain.kinds import ACKNOWLEDGED, CLOSED, CLOSED_STATUSES, OPEN, UNACKNOWLEDGED_STATUSES
+from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from caseway_notifier.domain.directory import Directory
+    from caseway_shared.events import CaseEvent
+
+
+@dataclass(frozen=True, slots=True)
+class CaseState:
+    """What the notifier remembers of a case, from cases.v1: enough to word alerts and to escalate."""
+
+    case_id: UUID
+    reference: str
+    category: str
+    priority: str
+    neighbourhood: str | None
+    ward_code: str | None
+    departments: tuple[str, ...]
+    opened_at: datetime
+    due_at: datetime | None
+    status: str
+    escalate_at: datetime | None
+
+    @property
+    def urgent(self) -> bool:
+        return self.priority == "urgent"
+
+    @property
+    def closed(self) -> bool:
+        return self.status == CLOSED
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)  # the router writes UTC; a naive time is read as UTC
+
+
+def escalation_time(opened_at: datetime, due_at: datetime | None, fraction: float) -> datetime | None:
+    """When `fraction` of the time from opening to due has passed (None when there is no due time)."""
+    if due_at is None:
+        return None
+    return opened_at + (due_at - opened_at) * fraction
+
+
+def case_status(status: str) -> str:
+    """A status from cases.v1 as the notifier knows it: open, acknowledged or closed."""
+    status = status.strip().lower().replace(" ", "-").replace("_", "-")
+    if status in CLOSED_STATUSES:
+        return CLOSED
+    if status in UNACKNOWLEDGED_STATUSES:
+        return OPEN
+    return ACKNOWLEDGED
+
+
+def apply_event(state: CaseState | None, event: CaseEvent, directory: Directory) -> CaseState | None:
+    """The case's state after `event` (a redelivered CaseOpened leaves a known case as it is)."""
+    if isinstance(event, CaseOpened):
+        return state if state is not None else _opened(event, directory)
+    if state is None:
+        return None
+    if isinstance(event, CaseAssigned) and event.department not in state.departments:
+        return replace(state, departments=(*state.departments, event.department))
+    if isinstance(event, CaseStatusChanged):
+        return replace(state, status=case_status(event.status))
+    if isinstance(event, CaseClosed):
+        return replace(state, status=CLOSED)
+    return state
+
+
+def _opened(event: CaseOpened, directory: Directory) -> CaseState:
+    due_at = _aware(event.due_at)
+    return CaseState(
+        case_id=event.case_id,
+        reference=event.reference,
+        category=event.category,
+        priority=event.priority,
+        neighbourhood=event.neighbourhood,
+        ward_code=event.ward_code,
+        departments=tuple(event.departments),
+        opened_at=event.occurred_at,
+        due_at=due_at,
+        status=OPEN,
+        escalate_at=escalation_time(event.occurred_at, due_at, directory.escalation.at_fraction),
+    )
+
+
+def facts_of_assignment(event: CaseAssigned) -> CaseState:
+    """What an assignment alone says of a case the notifier has not seen opened."""
+    return CaseState(
+        case_id=event.case_id,
+        reference=event.reference,
+        category="",
+        priority="normal",
+        neighbourhood=event.neighbourhood,
+        ward_code=None,
+        departments=(event.department,),
+        opened_at=event.occurred_at,
+        due_at=None,
+        status=OPEN,
+        escalate_at=None,
+    )

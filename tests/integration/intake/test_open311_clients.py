@@ -314,6 +314,24 @@ async def test_fixmystreet_fetches_updates_and_posts_comments(intake, topics, db
     assert no_key.status_code == 403
 
 
+async def test_fixmystreet_without_the_updates_extension_polls_requests(intake):
+    """Open311/GetUpdates.pm (bodies without send_comments): get_service_requests with report_ids joined
+    by commas, then each request's status, status_notes (as the text) and updated_datetime."""
+    ids = []
+    for _ in range(2):
+        params = fms_service_request_params(**_problem())
+        response = await intake.client.post(f"{ENDPOINT}requests.xml", data=_fms_post_body(params))
+        ids.append(fms_parse(response.content)["request"][0]["service_request_id"])
+    query = {"service_request_id": ",".join(ids), "jurisdiction_id": "liverpool"}
+    requests = fms_parse((await intake.client.get(f"{ENDPOINT}requests.xml", params=query)).content)[
+        "request"
+    ]
+    assert sorted(r["service_request_id"] for r in requests) == sorted(ids)
+    for request in requests:
+        assert fms_check_date(request["updated_datetime"], "0000", "9999")
+        assert fms_map_state(request["status"], extended=False) == "confirmed"
+
+
 async def test_georeport_client_reads_services_and_requests(intake):
     """georeport.py: get_service_list, get_service_definition, get_service_requests, get_service_request,
     in JSON (`response.json()`, `[0]` for one request) and XML (xmltodict, no lists forced)."""

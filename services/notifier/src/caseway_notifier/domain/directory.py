@@ -1,6 +1,7 @@
 """The team directory from configuration (`teams.toml`, validated; pure): teams, their channels and
 hours, how they want their alerts (each, or a digest per period), the neighbourhood managers, and when
-unacknowledged cases escalate. Category names come from the council's `council.toml` so messages can name them."""
+unacknowledged cases escalate. Category names come from the council's `council.toml` so messages can
+name them."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from caseway_intake.app import create_app
+from caseway_intake.entrypoints.app import create_app
 from caseway_intake.settings import IntakeSettings
 from caseway_ops.database import create_database, drop_database
 from caseway_ops.kafka_topics import create_topics

@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
-from caseway_intake.formats import render
-from caseway_intake.open311 import (
+from caseway_intake.domain.formats import render
+from caseway_intake.domain.open311 import (
     RequestView,
     ServiceRequest,
     accept_service_request,
@@ -19,7 +19,7 @@ from caseway_intake.open311 import (
     service_definition,
     service_list,
 )
-from caseway_intake.validation import Invalid
+from caseway_intake.domain.validation import Invalid
 from caseway_shared.council import load_council
 
 COUNCIL = load_council()

@@ -8,8 +8,8 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caseway_intake.open311 import ServiceRequest, parse_service_request
-from caseway_intake.validation import Invalid, parse_contact_centre_event
+from caseway_intake.domain.open311 import ServiceRequest, parse_service_request
+from caseway_intake.domain.validation import Invalid, parse_contact_centre_event
 from caseway_shared.contact_centre import ContactCentreReport
 from caseway_shared.council import load_council
 

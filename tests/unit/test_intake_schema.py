@@ -3,14 +3,14 @@ is a valid report."""
 
 import json
 
-from caseway_intake.schemas import CONTACT_CENTRE_FILE, SCHEMAS_DIR, contact_centre_schema, render
-from caseway_intake.validation import parse_contact_centre_event
+from caseway_intake.domain.validation import parse_contact_centre_event
+from caseway_intake.entrypoints.schemas import CONTACT_CENTRE_FILE, SCHEMAS_DIR, contact_centre_schema, render
 from caseway_shared.contact_centre import ContactCentreReport
 
 
 def test_the_stored_schema_matches_the_model():
     stored = (SCHEMAS_DIR / CONTACT_CENTRE_FILE).read_text()
-    assert stored == render(), "stale: run `uv run python -m caseway_intake.schemas`"
+    assert stored == render(), "stale: run `uv run python -m caseway_intake.entrypoints.schemas`"
 
 
 def test_the_schema_documents_every_field_and_its_examples_are_valid():

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from caseway_intake.media import image_type, read_photo
-from caseway_intake.open311 import PostedUpdate, parse_update
-from caseway_intake.updates import STATUSES, case_update, resident_action, update_id
-from caseway_intake.validation import Invalid
+from caseway_intake.domain.media import image_type, read_photo
+from caseway_intake.domain.open311 import PostedUpdate, parse_update
+from caseway_intake.domain.updates import STATUSES, case_update, resident_action, update_id
+from caseway_intake.domain.validation import Invalid
 from caseway_shared.events import (
     CaseAssigned,
     CaseClosed,

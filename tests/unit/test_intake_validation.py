@@ -3,9 +3,9 @@
 import json
 from datetime import UTC, datetime
 
-from caseway_intake.categories import map_category
-from caseway_intake.normalise import normalise, report_id_for
-from caseway_intake.validation import Invalid, parse_contact_centre_event
+from caseway_intake.domain.categories import map_category
+from caseway_intake.domain.normalise import normalise, report_id_for
+from caseway_intake.domain.validation import Invalid, parse_contact_centre_event
 from caseway_shared.contact_centre import ContactCentreReport
 from caseway_shared.council import load_council
 

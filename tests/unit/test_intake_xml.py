@@ -12,8 +12,8 @@ from xml.etree import ElementTree as ET
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caseway_intake.formats import clean_text, render, xml_safe
-from caseway_intake.open311 import (
+from caseway_intake.domain.formats import clean_text, render, xml_safe
+from caseway_intake.domain.open311 import (
     RequestView,
     ServiceRequest,
     UpdateView,

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from caseway_intake.app import create_app
+from caseway_intake.entrypoints.app import create_app
 from caseway_intake.settings import IntakeSettings
 
 if TYPE_CHECKING:

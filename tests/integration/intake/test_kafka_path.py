@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from caseway_intake.normalise import report_id_for
+from caseway_intake.domain.normalise import report_id_for
 
 pytestmark = pytest.mark.infra
 

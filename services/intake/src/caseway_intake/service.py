@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
-from caseway_intake import store
-from caseway_intake.api_keys import ApiKeys
-from caseway_intake.categories import CategoryMatcher
-from caseway_intake.normalise import AcceptedReport, normalise
-from caseway_intake.open311 import ResidentUpdate
-from caseway_intake.store import apply_case_events, insert_new_reports, tokens_of
-from caseway_intake.updates import resident_action
-from caseway_intake.validation import Invalid, describe_errors, parse_contact_centre_event
+from caseway_intake.adapters import store
+from caseway_intake.adapters.api_keys import ApiKeys
+from caseway_intake.adapters.store import apply_case_events, insert_new_reports, tokens_of
+from caseway_intake.domain.categories import CategoryMatcher
+from caseway_intake.domain.normalise import AcceptedReport, normalise
+from caseway_intake.domain.open311 import ResidentUpdate
+from caseway_intake.domain.updates import resident_action
+from caseway_intake.domain.validation import Invalid, describe_errors, parse_contact_centre_event
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
 from caseway_shared.events import CASE_EVENT, CaseEvent, ResidentUpdateReceived
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     import asyncpg
 
-    from caseway_intake.open311 import PostedUpdate, RequestView, UpdateView
+    from caseway_intake.domain.open311 import PostedUpdate, RequestView, UpdateView
     from caseway_shared.council import Council
     from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record

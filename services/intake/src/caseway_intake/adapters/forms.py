@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from caseway_intake import open311
-from caseway_intake.media import MAX_PHOTOS, Photo, read_photo
+from caseway_intake.domain import open311
+from caseway_intake.domain.media import MAX_PHOTOS, Photo, read_photo
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator

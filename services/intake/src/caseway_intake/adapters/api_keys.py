@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from caseway_intake.store import api_key_name, insert_api_key
+from caseway_intake.adapters.store import api_key_name, insert_api_key
 
 if TYPE_CHECKING:
     import asyncpg

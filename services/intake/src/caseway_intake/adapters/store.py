@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from caseway_intake.open311 import RequestView, ResidentUpdate, UpdateView
-from caseway_intake.updates import case_update, update_id
+from caseway_intake.domain.open311 import RequestView, ResidentUpdate, UpdateView
+from caseway_intake.domain.updates import case_update, update_id
 from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged, ReportLinked
 
 if TYPE_CHECKING:
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from uuid import UUID
 
-    from caseway_intake.normalise import AcceptedReport
-    from caseway_intake.updates import CaseUpdate
+    from caseway_intake.domain.normalise import AcceptedReport
+    from caseway_intake.domain.updates import CaseUpdate
     from caseway_shared.contact_centre import ReporterContact
     from caseway_shared.council import Council
     from caseway_shared.db import DbConnection

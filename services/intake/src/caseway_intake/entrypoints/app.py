@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 import structlog
 from fastapi import FastAPI
 
-from caseway_intake.api import install_error_handlers, open311_router
-from caseway_intake.api_keys import register_api_key
-from caseway_intake.normalise import correlation_of
+from caseway_intake.adapters.api_keys import register_api_key
+from caseway_intake.adapters.http import install_error_handlers, open311_router
+from caseway_intake.entrypoints.consumers import subscribe_consumers
 from caseway_intake.service import SERVICE, IntakeService
 from caseway_intake.settings import IntakeSettings
 from caseway_shared.council import load_council
 from caseway_shared.runtime import ServiceRuntime
-from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -28,19 +27,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings=settings, service=SERVICE, schema="intake")
     service = IntakeService(runtime=runtime, council=load_council(settings.council_dir))
-    runtime.subscribe(
-        Topic.CONTACT_CENTRE_REPORTS,
-        service.handle_contact_centre_batch,
-        title="accept_contact_centre_reports",
-        description="Validates contact-centre reports; publishes ReportReceived or a rejection with reasons.",
-        correlate=correlation_of,
-    )
-    runtime.subscribe(
-        Topic.CASES,
-        service.handle_case_events,
-        title="follow_case_status",
-        description="Keeps each report's Open311 status and status notes in step with its case.",
-    )
+    subscribe_consumers(runtime, service)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,7 +1,7 @@
 """The published JSON Schema of contact-centre.reports.v1, generated from the pydantic model.
 
-`uv run python -m caseway_intake.schemas` rewrites shared/schemas/; a unit test fails when the stored
-file and the model disagree, so the published contract never drifts from the code that enforces it.
+`uv run python -m caseway_intake.entrypoints.schemas` rewrites shared/schemas/; a unit test fails when the
+stored file and the model disagree, so the published contract never drifts from the code that enforces it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from caseway_shared.contact_centre import ContactCentreReport
 from caseway_shared.topics import Topic
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[4] / "shared" / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parents[5] / "shared" / "schemas"
 CONTACT_CENTRE_FILE = f"{Topic.CONTACT_CENTRE_REPORTS.value}.schema.json"
 
 

@@ -18,10 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from caseway_intake import open311, updates
-from caseway_intake.formats import MEDIA_TYPES, Format, render
-from caseway_intake.forms import FORM, MULTIPART, Body, BodyError, read_body
-from caseway_intake.validation import Invalid, text_problems
+from caseway_intake.adapters.forms import FORM, MULTIPART, Body, BodyError, read_body
+from caseway_intake.domain import open311, updates
+from caseway_intake.domain.formats import MEDIA_TYPES, Format, render
+from caseway_intake.domain.validation import Invalid, text_problems
 from caseway_shared.consuming import is_infrastructure_error
 
 if TYPE_CHECKING:

@@ -113,6 +113,12 @@ class ReportLinked(_Event):
     report_id: UUID
     reports_count: int = Field(ge=2, description="How many residents' reports the case now holds.")
     score: float
+    from_case_id: UUID | None = Field(
+        default=None, description="The case the report was moved from, when staff linked it by hand."
+    )
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
 
 
 class CaseAssigned(_Event):
@@ -124,6 +130,12 @@ class CaseAssigned(_Event):
     department: str
     role: Literal["lead", "contributor"]
     neighbourhood: str | None
+    replaces: str | None = Field(
+        default=None, description="The department this one takes the part over from (a reassignment)."
+    )
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
 
 
 class CaseFlagged(_Event):
@@ -144,6 +156,12 @@ class CaseStatusChanged(_Event):
     reference: str
     status: str
     note: str | None = None
+    department: str | None = Field(
+        default=None, description="The department whose part changed (an acknowledgement), if one."
+    )
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
 
 
 CaseResolution = Literal[
@@ -163,10 +181,68 @@ class CaseClosed(_Event):
         description="Why it was closed, where staff said: what residents' front ends show (FIXED, "
         "NOT_COUNCILS_RESPONSIBILITY, ...); none is a plain close.",
     )
+    duplicate_of: str | None = Field(
+        default=None, description="The reference of the case this one duplicates (resolution duplicate)."
+    )
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
+
+
+class CaseUnassigned(_Event):
+    """A department's part of a case was taken away (reassigned to another department)."""
+
+    event_type: Literal["CaseUnassigned"] = "CaseUnassigned"
+    case_id: UUID
+    reference: str
+    department: str
+    neighbourhood: str | None
+    replaced_by: str | None = None
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
+
+
+class CaseNoteAdded(_Event):
+    """Staff added a note to a case: internal (its text stays in the router) or public (for the resident:
+    its text travels, with anything like a phone number or email address masked)."""
+
+    event_type: Literal["CaseNoteAdded"] = "CaseNoteAdded"
+    case_id: UUID
+    reference: str
+    note_id: int
+    visibility: Literal["internal", "public"]
+    text: str | None = Field(default=None, max_length=4000, description="Public notes only, masked.")
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
+
+
+class ReportUnlinked(_Event):
+    """A report was taken out of a case by staff: moved to another case, or given a case of its own."""
+
+    event_type: Literal["ReportUnlinked"] = "ReportUnlinked"
+    case_id: UUID
+    reference: str
+    report_id: UUID
+    reports_count: int = Field(ge=0, description="How many reports the case still holds.")
+    moved_to_case_id: UUID
+    moved_to_reference: str
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
 
 
 CaseEvent = Annotated[
-    CaseOpened | ReportLinked | CaseAssigned | CaseFlagged | CaseStatusChanged | CaseClosed,
+    CaseOpened
+    | ReportLinked
+    | CaseAssigned
+    | CaseFlagged
+    | CaseStatusChanged
+    | CaseClosed
+    | CaseUnassigned
+    | CaseNoteAdded
+    | ReportUnlinked,
     Field(discriminator="event_type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
@@ -178,7 +254,9 @@ class ResidentUpdateReceived(_Event):
     """
 
     event_type: Literal["ResidentUpdateReceived"] = "ResidentUpdateReceived"
-    update_id: str = Field(max_length=64, description="Intake's id of the update, as the front end quotes it.")
+    update_id: str = Field(
+        max_length=64, description="Intake's id of the update, as the front end quotes it."
+    )
     report_id: UUID
     case_id: UUID | None = Field(description="The report's case, if intake has heard of it yet.")
     action: Literal["note", "reopen"]

@@ -3,7 +3,7 @@
 The batched earthdistance search collapsed once about 10,000 cases existed: its plan joined the whole batch
 to the table and evaluated a function that cannot be inlined for every row visited. Each case now stores
 the key of the grid cell its point lies in (caseway_router.domain.areas.case_cell), and the search is one
-range scan per grid row of each report's box on (family, cell, last_report_at).
+lookup per cell of each report's box on (family, cell, last_report_at).
 
 Revision ID: 0006
 Revises: 0005
@@ -20,7 +20,7 @@ depends_on = None
 
 # caseway_router.domain.areas: CELL_DEGREES, _ROW_STRIDE and _COLUMN_OFFSET, as they were when this ran
 # (a migration is history: it must not change when the code does). Used only to key existing rows.
-_CELL_DEGREES = 0.0002
+_CELL_DEGREES = 0.0005
 _ROW_STRIDE = 1 << 21
 _COLUMN_OFFSET = 1 << 20
 

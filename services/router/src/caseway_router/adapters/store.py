@@ -7,7 +7,7 @@ from datetime import datetime  # noqa: TC003 - a dataclass field type
 from typing import TYPE_CHECKING, Any
 from uuid import UUID  # noqa: TC003 - a dataclass field type
 
-from caseway_router.domain.areas import case_cell, cell_ranges
+from caseway_router.domain.areas import case_cell, cells_within
 from caseway_router.domain.duplicates import CandidateCase, distance_m
 
 if TYPE_CHECKING:
@@ -66,31 +66,32 @@ class CandidateQuery:
 # Each report's search is its own index-bound lookup, whatever the batch size or the table size: the
 # LATERAL subqueries carry `OFFSET 0`, which keeps PostgreSQL from flattening them into one join over the
 # whole batch (whose plan, generic or not, may then scan every case); inside, only plain comparisons on the
-# indexed columns, nothing that has to be evaluated for every row visited. Near: one range of cell keys per
-# grid row of the report's box (index cases_cell); the exact distance is the caller's. At the address:
-# index cases_address. A case found both ways comes back twice; the caller keeps one.
+# indexed columns, nothing that has to be evaluated for every row visited. Near: each cell of the report's
+# box, one descent of index cases_cell (family, cell, last_report_at) and a range over the cell's cases
+# inside the window; the exact distance is the caller's. At the address: index cases_address. A case found
+# both ways comes back twice; the caller keeps one.
 _CANDIDATE_COLUMNS = """
     c.case_id, c.reference, c.category, c.family, c.lat, c.lon, c.reports_count, c.points_count,
     c.last_report_at, c.address, c.detail, c.place_type, c.description, c.closed_at
 """
 _CANDIDATES = f"""
     SELECT q.i, false AS at_address, near.*
-    FROM unnest($1::int[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
-        AS q (i, family, low, high, since)
+    FROM unnest($1::int[], $2::text[], $3::bigint[], $4::timestamptz[])
+        AS q (i, family, cell, since)
     CROSS JOIN LATERAL (
         SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
-        WHERE c.family = q.family AND c.cell BETWEEN q.low AND q.high AND c.last_report_at >= q.since
-            AND (c.status <> 'closed' OR c.closed_at >= $9)
+        WHERE c.family = q.family AND c.cell = q.cell AND c.last_report_at >= q.since
+            AND (c.status <> 'closed' OR c.closed_at >= $8)
         OFFSET 0
     ) AS near
     UNION ALL
     SELECT q.i, true AS at_address, same.*
-    FROM unnest($6::int[], $7::text[], $8::text[], $10::timestamptz[])
+    FROM unnest($5::int[], $6::text[], $7::text[], $9::timestamptz[])
         AS q (i, family, address_key, since)
     CROSS JOIN LATERAL (
         SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
         WHERE c.family = q.family AND c.address_key = q.address_key AND c.last_report_at >= q.since
-            AND (c.status <> 'closed' OR c.closed_at >= $9)
+            AND (c.status <> 'closed' OR c.closed_at >= $8)
         OFFSET 0
     ) AS same
 """
@@ -149,15 +150,15 @@ async def find_candidates(
 def candidate_search_arguments(
     queries: Sequence[CandidateQuery], *, closed_since: datetime
 ) -> tuple[Any, ...]:
-    """The search statement's parameters: one row per grid row of each report's box, one per address."""
-    near: list[tuple[int, str, int, int, datetime]] = [
-        (i, q.family, low, high, q.since)
+    """The search statement's parameters: one row per cell of each report's box, one per address."""
+    near: list[tuple[int, str, int, datetime]] = [
+        (i, q.family, cell, q.since)
         for i, q in enumerate(queries)
         if q.lat is not None and q.lon is not None
-        for low, high in cell_ranges(q.lat, q.lon, q.radius_m)
+        for cell in cells_within(q.lat, q.lon, q.radius_m)
     ]
     at_address = [(i, q.family, q.address_key, q.since) for i, q in enumerate(queries) if q.address_key]
-    return (*_columns(near, 5), *_columns(at_address, 3), closed_since, [row[3] for row in at_address])
+    return (*_columns(near, 4), *_columns(at_address, 3), closed_since, [row[3] for row in at_address])
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

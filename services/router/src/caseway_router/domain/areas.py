@@ -1,13 +1,15 @@
 """Where cases are on the map, as keys an index can search, and which advisory locks a report takes so
 that replicas never split one problem into two cases (pure).
 
-**Stored cells (candidate search).** Every case with a point stores the key of the small grid cell it lies
-in (`case_cell`): a fixed grid of `CELL_DEGREES` in latitude and longitude (about 22 m north-south and 13 m
-east-west at Liverpool's latitude). A report looking for cases within `radius_m` asks for the cells of the
-box around its circle (`cell_ranges`): one contiguous range of keys per grid row, so a btree index on
-(family, cell) answers each with one range scan whose cost depends on the cases near the point, never on
-how many cases the table holds. The exact distance is then computed in Python. The grid is fixed, not
-derived from the configured radii, so a change of configuration never makes stored keys stale.
+**Stored cells (candidate search).** Every case with a point stores the key of the grid cell it lies in
+(`case_cell`): a fixed grid of `CELL_DEGREES` in latitude and longitude (about 56 m north-south and 33 m
+east-west at Liverpool's latitude). A report looking for cases within `radius_m` asks for each cell of the
+box around its circle (`cells_within`: about 16 for a 60 m radius), and a btree index on (family, cell,
+last report time) answers each with one descent and a range over the cases of that cell still inside the
+report's window: the cost depends on the log of the table's size and on the live cases near the point,
+never on how many cases the table holds (closed years ago or not). The exact distance is then computed in
+Python. The grid is fixed, not derived from the configured radii, so a change of configuration never makes
+stored keys stale.
 
 **Area locks.**
 
@@ -28,9 +30,9 @@ import math
 
 _METRES_PER_DEGREE = 111_195.0
 _WIDEST_LATITUDE = 70.0
-CELL_DEGREES = 0.0002
+CELL_DEGREES = 0.0005
 # A key is row * _ROW_STRIDE + column + _COLUMN_OFFSET: columns (longitude -180..180 in CELL_DEGREES steps,
-# at most 900,000 either side) always fit below the stride, so each row's keys are one contiguous range.
+# at most 360,000 either side) always fit below the stride, so keys are unique and neighbours adjacent.
 _COLUMN_OFFSET = 1 << 20
 _ROW_STRIDE = 1 << 21
 # Further north than this, a degree of longitude is too short for the box arithmetic below to be sensible.
@@ -54,17 +56,18 @@ def case_cell(lat: float, lon: float) -> int:
     return cell_key(_cell_row(lat), _cell_column(lon))
 
 
-def cell_ranges(lat: float, lon: float, radius_m: float) -> list[tuple[int, int]]:
-    """Inclusive (low, high) key ranges, one per grid row, covering every cell that can hold a point within
-    `radius_m` of (lat, lon): the box around the circle, its east-west half-width taken at the box's
-    latitude furthest from the equator, where a degree of longitude is shortest."""
+def cells_within(lat: float, lon: float, radius_m: float) -> list[int]:
+    """The keys of every cell that can hold a point within `radius_m` of (lat, lon): the box around the
+    circle, its east-west half-width taken at the box's latitude furthest from the equator, where a degree
+    of longitude is shortest."""
     half_lat = radius_m / _METRES_PER_DEGREE
     widest = min(abs(lat) + half_lat, _POLAR_LATITUDE)
     half_lon = radius_m / (_METRES_PER_DEGREE * math.cos(math.radians(widest)))
-    first, last = _cell_column(lon - half_lon), _cell_column(lon + half_lon)
+    columns = range(_cell_column(lon - half_lon), _cell_column(lon + half_lon) + 1)
     return [
-        (cell_key(row, first), cell_key(row, last))
+        cell_key(row, column)
         for row in range(_cell_row(lat - half_lat), _cell_row(lat + half_lat) + 1)
+        for column in columns
     ]
 
 

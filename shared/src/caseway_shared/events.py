@@ -218,6 +218,20 @@ class CaseNoteAdded(_Event):
     )
 
 
+class DuplicateReviewed(_Event):
+    """Staff decided whether a case flagged as a possible duplicate repeats the other case: when it does,
+    its reports move to the other case (ReportLinked there) and it closes as a duplicate (CaseClosed)."""
+
+    event_type: Literal["DuplicateReviewed"] = "DuplicateReviewed"
+    case_id: UUID
+    reference: str
+    other_reference: str
+    same_problem: bool
+    actor: str | None = Field(
+        default=None, description="The staff member who did it (their sign-on id); none when Caseway did."
+    )
+
+
 class ReportUnlinked(_Event):
     """A report was taken out of a case by staff: moved to another case, or given a case of its own."""
 
@@ -242,7 +256,8 @@ CaseEvent = Annotated[
     | CaseClosed
     | CaseUnassigned
     | CaseNoteAdded
-    | ReportUnlinked,
+    | ReportUnlinked
+    | DuplicateReviewed,
     Field(discriminator="event_type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)

@@ -18,7 +18,7 @@ _TEXT = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 class ReporterContact(BaseModel):
     """How to reach the resident. Personal data: kept by intake, never passed downstream or logged."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", title="Reporter contact")
+    model_config = ConfigDict(frozen=True, extra="ignore", title="Reporter contact")
 
     name: str | None = Field(
         default=None, max_length=200, description="The resident's name.", examples=["A Resident"]
@@ -42,7 +42,7 @@ class ReporterContact(BaseModel):
 class ReportLocation(BaseModel):
     """Where the problem is: coordinates, and/or whatever the caller could say about the place."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", title="Report location")
+    model_config = ConfigDict(frozen=True, extra="ignore", title="Report location")
 
     lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84 latitude.")
     lon: float | None = Field(default=None, ge=-180, le=180, description="WGS84 longitude.")
@@ -93,7 +93,7 @@ class ContactCentreReport(BaseModel):
 
     model_config = ConfigDict(
         frozen=True,
-        extra="forbid",
+        extra="ignore",
         title="Contact-centre report (v1)",
         json_schema_extra={
             "examples": [

@@ -32,7 +32,7 @@ class Channel(StrEnum):
 class GeoPoint(BaseModel):
     """A WGS84 point."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     lat: float = Field(ge=-90, le=90, description="Latitude in decimal degrees (WGS84).")
     lon: float = Field(ge=-180, le=180, description="Longitude in decimal degrees (WGS84).")
@@ -41,7 +41,7 @@ class GeoPoint(BaseModel):
 class Place(BaseModel):
     """Where the problem is, as far as the resident could say."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     point: GeoPoint | None = None
     address: str | None = Field(default=None, max_length=500)
@@ -59,7 +59,7 @@ class Place(BaseModel):
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     occurred_at: AwareDatetime
 
@@ -343,7 +343,7 @@ class RejectionSource(BaseModel):
 class OriginalBytes(BaseModel):
     """The rejected input exactly as it arrived: UTF-8 text, or base64 when it was not text."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     encoding: Literal["utf-8", "base64"]
     data: str

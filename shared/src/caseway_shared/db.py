@@ -1,9 +1,14 @@
-"""PostgreSQL connection pools, built from settings in exactly one place."""
+"""PostgreSQL connection pools, built from settings in exactly one place.
+
+TLS is a setting: `DATABASE_SSL_MODE` (libpq's names; `verify-full` checks the chain against
+`DATABASE_SSL_ROOT_CERT` and the host name) — unset, the URL's own `sslmode` applies as before.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TypeAlias
+import ssl
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
@@ -21,6 +26,28 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+def ssl_argument(settings: ServiceSettings) -> ssl.SSLContext | str | None:
+    """asyncpg's ``ssl`` argument for DATABASE_SSL_MODE: None leaves the URL in charge; ``verify-ca`` and
+    ``verify-full`` give a context that requires a certificate chaining to DATABASE_SSL_ROOT_CERT (or the
+    system's trust store), ``verify-full`` also its host name."""
+    mode = settings.database_ssl_mode
+    if mode is None:
+        return None
+    if mode not in {"verify-ca", "verify-full"}:
+        return mode  # disable / prefer / require: asyncpg's own meanings, no verification
+    root = settings.database_ssl_root_cert
+    context = ssl.create_default_context(cafile=str(root) if root else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = mode == "verify-full"
+    return context
+
+
+def connect_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What every connection of a service passes to asyncpg besides the DSN (the TLS settings)."""
+    argument = ssl_argument(settings)
+    return {} if argument is None else {"ssl": argument}
+
+
 async def create_pool(settings: ServiceSettings, *, application_name: str) -> asyncpg.Pool:
     """A connection pool for one service; the caller closes it."""
     pool = await asyncpg.create_pool(
@@ -35,6 +62,7 @@ async def create_pool(settings: ServiceSettings, *, application_name: str) -> as
         # A statement the server has not answered this long after its own timeout means the server (or the
         # way to it) is gone: TimeoutError, an infrastructure error, retried until it is back.
         command_timeout=settings.database_statement_timeout_seconds + 20,
+        **connect_options(settings),
     )
     if pool is None:  # pragma: no cover - asyncpg returns None only when used in an odd way
         raise RuntimeError("asyncpg returned no pool")

@@ -1,13 +1,29 @@
 """The topic catalogue: Caseway's contract with upstream systems and with operations staff.
 
-Every topic Caseway reads or writes is listed here once, with its key and partition count. Services and
-the local stack derive topic names from this catalogue, never from string literals of their own.
+Every topic Caseway reads or writes is listed here once, with its key, partition count and production
+settings (retention, clean-up policy; replication factor 3 and ``min.insync.replicas`` 2 wherever the
+cluster has three brokers). Services and the local stack derive topic names from this catalogue, never
+from string literals of their own; `caseway stack up` creates the topics with these settings, and
+docs/security.md explains each retention.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
+from typing import Literal
+
+# A production topic survives the loss of one broker without refusing writes: three copies, and a write
+# with acks=all waits for two of them.
+PRODUCTION_REPLICATION_FACTOR = 3
+PRODUCTION_MIN_INSYNC_REPLICAS = 2
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    """2 for three copies or more; a smaller cluster gets one fewer than its copies (at least 1), so that
+    losing one broker never stops writes."""
+    return max(1, min(PRODUCTION_MIN_INSYNC_REPLICAS, replication_factor - 1))
 
 
 class Topic(StrEnum):
@@ -33,10 +49,25 @@ class TopicSpec:
     consumer: str
     description: str
     partitions: int
+    retention: timedelta = timedelta(days=7)
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+    # Segments roll at least this often, so data past its retention is deleted within about a segment.
+    segment: timedelta = timedelta(days=1)
+    retention_reason: str = ""
 
     def full_name(self, prefix: str = "") -> str:
         """The topic's name on the broker for a deployment that uses `prefix` (tests use one per run)."""
         return f"{prefix}{self.topic.value}"
+
+    def configs(self, replication_factor: int = PRODUCTION_REPLICATION_FACTOR) -> dict[str, str]:
+        """The topic-level configuration Kafka is given when the topic is created."""
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(int(self.retention.total_seconds() * 1000)),
+            "segment.ms": str(int(self.segment.total_seconds() * 1000)),
+            "min.insync.replicas": str(min_insync_replicas(replication_factor)),
+            "unclean.leader.election.enable": "false",
+        }
 
 
 # Six partitions on the main flow lets up to six replicas of a service share the load; ops topics are
@@ -49,6 +80,11 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="intake",
         description="Raw reports from contact-centre systems (JSON; schema published).",
         partitions=6,
+        retention=timedelta(days=7),
+        retention_reason=(
+            "upstream input, residents' words and contact details included: long enough to re-read a week's "
+            "input after an outage or a bad release, no longer"
+        ),
     ),
     TopicSpec(
         Topic.REPORTS_RECEIVED,
@@ -57,6 +93,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="router",
         description="Canonical, validated reports.",
         partitions=6,
+        retention=timedelta(days=7),
+        retention_reason="a week to replay into the router; the report itself is kept in PostgreSQL",
     ),
     TopicSpec(
         Topic.REPORTS_REJECTED,
@@ -65,6 +103,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="ops",
         description="What could not be accepted: original payload, every reason, and where it came from.",
         partitions=3,
+        retention=timedelta(days=30),
+        retention_reason="a month for the sending system's owners to read why and send again",
     ),
     TopicSpec(
         Topic.REPORT_UPDATES,
@@ -73,6 +113,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="router",
         description="Residents' notes on and reopenings of their reports, from Open311 front ends.",
         partitions=6,
+        retention=timedelta(days=7),
+        retention_reason="as reports.received.v1: a week to replay into the router",
     ),
     TopicSpec(
         Topic.CASES,
@@ -81,6 +123,11 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="notifier, ops, upstream",
         description="Case opened, report linked, assigned, flagged, status changed, closed.",
         partitions=6,
+        retention=timedelta(days=14),
+        retention_reason=(
+            "read by the notifier and by upstream systems that may poll weekly: two weeks; cases live on "
+            "in PostgreSQL"
+        ),
     ),
     TopicSpec(
         Topic.NOTIFICATIONS,
@@ -89,6 +136,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="ops",
         description="Notification sent, failed, or suppressed as a duplicate.",
         partitions=3,
+        retention=timedelta(days=14),
+        retention_reason="two weeks of delivery outcomes for operations; the record is in PostgreSQL",
     ),
     TopicSpec(
         Topic.DEADLETTER,
@@ -97,6 +146,11 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="ops",
         description="Messages that failed after retries; provenance, error and attempts in headers.",
         partitions=1,
+        retention=timedelta(days=35),
+        retention_reason=(
+            "at least 30 days (a month and a long weekend) to find the cause, fix it and replay the "
+            "original bytes"
+        ),
     ),
     TopicSpec(
         Topic.HEARTBEAT,
@@ -105,6 +159,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumer="ops",
         description="Liveness and progress figures of every running instance.",
         partitions=1,
+        retention=timedelta(days=1),
+        cleanup_policy="compact,delete",
+        segment=timedelta(hours=1),
+        retention_reason=(
+            "compacted: only each instance's latest heartbeat matters; a day, so gone instances fade away"
+        ),
     ),
 )
 

@@ -244,6 +244,10 @@ def render_settings(config: StackConfig) -> str:
             # TCP only: no socket in /var/run/postgresql that could collide with a system cluster's.
             "unix_socket_directories = ''",
             "max_connections = 200",
+            # The router takes an advisory lock per map cell and address of each report it routes (at most
+            # CASEWAY_ROUTER_MOST_LOCKS_PER_TRANSACTION = 1000 per transaction); the lock table holds this
+            # x max_connections, so several replicas catching up never run out of shared memory.
+            "max_locks_per_transaction = 256",
             "shared_buffers = 256MB",
             "work_mem = 8MB",
             "maintenance_work_mem = 128MB",

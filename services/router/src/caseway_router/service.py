@@ -19,7 +19,7 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from caseway_router.adapters import store
-from caseway_router.domain.areas import address_lock_key, area_lock_keys
+from caseway_router.domain.areas import address_lock_key, area_lock_keys, lock_chunks
 from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch
 from caseway_router.domain.duplicates import DuplicateRules, ReportFacts, normalise_address
 from caseway_router.domain.routing import Route, decide_route
@@ -64,7 +64,9 @@ def parse_report(record: Record) -> ReportReceived:
 class RouterService:
     """Routes batches of reports (see the module docstring) and changes cases' status for staff."""
 
-    def __init__(self, *, runtime: ServiceRuntime, council: Council, places: PlaceFinder) -> None:
+    def __init__(
+        self, *, runtime: ServiceRuntime, council: Council, places: PlaceFinder, most_locks: int = 1000
+    ) -> None:
         self._runtime = runtime
         self._council = council
         self._places = places
@@ -76,6 +78,7 @@ class RouterService:
         )
         # Cells at least as large as the largest duplicate radius (see `areas`).
         self._cell_m = max([category.duplicate_radius_m for category in council.categories.values()] + [1.0])
+        self._most_locks = most_locks
 
     async def handle_reports_batch(self, records: Sequence[Record]) -> None:
         """The handler of reports.received.v1: every report ends in a case, once, whatever redelivers."""
@@ -87,15 +90,20 @@ class RouterService:
                 correlation_id = record.headers.get(h.CORRELATION_ID) or str(report.report_id)
                 unique[report.report_id] = self._prepare(report, correlation_id)
         items = list(unique.values())
+        keys = [self._lock_keys(item) for item in items]
         queued = 0
-        async with self._runtime.pool.acquire() as connection, connection.transaction():
-            # Locks first: a replica routing a report of the same problem waits here until this commits.
-            await store.lock_areas(connection, (key for item in items for key in self._lock_keys(item)))
-            done = await store.already_routed(connection, unique)
-            for report_id in done:
-                log.info("report_already_routed", report_id=str(report_id))
-            items = [item for item in items if item.report.report_id not in done]
-            queued = await self._route(connection, items, now=now)
+        # One transaction per run of reports whose locks fit the budget (a large batch of scattered reports
+        # would otherwise take thousands); a later run sees what the earlier ones committed.
+        for chunk in lock_chunks(keys, most_locks=self._most_locks):
+            async with self._runtime.pool.acquire() as connection, connection.transaction():
+                # Locks first: a replica routing a report of the same problem waits here until this commits.
+                await store.lock_areas(connection, (key for i in chunk for key in keys[i]))
+                part = [items[i] for i in chunk]
+                done = await store.already_routed(connection, [item.report.report_id for item in part])
+                for report_id in done:
+                    log.info("report_already_routed", report_id=str(report_id))
+                part = [item for item in part if item.report.report_id not in done]
+                queued += await self._route(connection, part, now=now)
         if queued:
             self._runtime.relay.wake()
 

@@ -27,6 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _METRES_PER_DEGREE = 111_195.0
 _WIDEST_LATITUDE = 70.0
@@ -87,3 +91,20 @@ def area_lock_keys(family: str, lat: float, lon: float, *, cell_m: float) -> lis
 def address_lock_key(family: str, address_key: str) -> int:
     """The lock key of one normalised address, for one family."""
     return _key(f"address:{family}:{address_key}")
+
+
+def lock_chunks(keys_per_item: Sequence[Sequence[int]], *, most_locks: int) -> list[range]:
+    """Consecutive runs of items whose distinct lock keys number at most `most_locks` (an item with more
+    keys than that still gets a run of its own), in order. A batch is routed one run per transaction, so
+    no transaction holds more advisory locks than PostgreSQL's lock table can give every replica."""
+    chunks: list[range] = []
+    start, held = 0, set[int]()
+    for index, keys in enumerate(keys_per_item):
+        wanted = held.union(keys)
+        if index > start and len(wanted) > most_locks:
+            chunks.append(range(start, index))
+            start, wanted = index, set(keys)
+        held = wanted
+    if start < len(keys_per_item):
+        chunks.append(range(start, len(keys_per_item)))
+    return chunks

@@ -15,7 +15,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -35,6 +35,7 @@ from caseway_ops.processes import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from caseway_ops.stack_config import StackConfig
@@ -309,13 +310,17 @@ class Probe:
     detail: str
 
 
-async def probe(bootstrap_servers: str, *, time_limit: float = 5.0) -> Probe:
+async def probe(
+    bootstrap_servers: str, *, time_limit: float = 5.0, client_options: Mapping[str, Any] | None = None
+) -> Probe:
     """Ready means a client can describe the cluster and find a group coordinator (an open port is not
-    enough: the coordinator answers a few seconds after the listener)."""
+    enough: the coordinator answers a few seconds after the listener). ``client_options`` carry the
+    security arguments of a secured cluster."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id="caseway-stack",
         request_timeout_ms=int(time_limit * 1000),
+        **dict(client_options or {}),
     )
     try:
         async with asyncio.timeout(time_limit):
@@ -336,6 +341,7 @@ async def wait_ready(
     time_limit: float = READY_TIMEOUT,
     config: StackConfig | None = None,
     pid: int | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> str:
     """Poll `probe` until ready; fail early, with the log's tail, if our own broker process exits."""
     deadline = time.monotonic() + time_limit
@@ -348,7 +354,11 @@ async def wait_ready(
                 f"the Kafka broker (pid {pid}) exited while starting; its output ({out}):\n"
                 f"{tail(out, 15, after='--- ')}\nthe end of {log}:\n{tail(log, 8)}"
             )
-        last = await probe(bootstrap_servers, time_limit=min(5.0, max(0.5, deadline - time.monotonic())))
+        last = await probe(
+            bootstrap_servers,
+            time_limit=min(5.0, max(0.5, deadline - time.monotonic())),
+            client_options=client_options,
+        )
         if last.ready:
             return last.detail
         await asyncio.sleep(0.25)

@@ -1,5 +1,13 @@
 """Creating the catalogue's topics on a broker: idempotent, and done only when every partition has a
-leader (so the first producer does not meet UNKNOWN_TOPIC_OR_PARTITION)."""
+leader (so the first producer does not meet UNKNOWN_TOPIC_OR_PARTITION).
+
+Each topic is created with the catalogue's settings (retention, clean-up policy, ``min.insync.replicas``).
+With ``production=True`` (what `caseway stack up` uses against an external cluster) the replication factor
+is 3 wherever the cluster has three brokers, and replication factor 1 is refused unless the caller says
+the cluster has one broker (``single_broker``): one copy of residents' reports is one disk away from loss.
+Secured clusters: ``client_options`` are aiokafka's security arguments
+(`caseway_shared.kafka.security_options`).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +20,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
 from caseway_ops.errors import StackError
-from caseway_shared.topics import CATALOGUE
+from caseway_shared.topics import CATALOGUE, PRODUCTION_REPLICATION_FACTOR
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from caseway_shared.topics import TopicSpec
 
@@ -31,6 +39,8 @@ class TopicsReport:
     created: tuple[str, ...]
     existing: tuple[str, ...]
     partition_mismatches: tuple[str, ...] = ()
+    replication_factor: int = 1
+    replication_mismatches: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -41,24 +51,60 @@ def _partitions_by_topic(described: Iterable[dict[str, Any]]) -> dict[str, list[
     return {t["topic"]: t["partitions"] for t in described if t["error_code"] == 0}
 
 
+def plan_replication(brokers: int, *, requested: int | None = None, single_broker: bool = False) -> int:
+    """The replication factor for production topics on a cluster of ``brokers``: ``requested``, else 3, or
+    as many as the cluster has when fewer. Raises `StackError` for a factor the cluster cannot hold, and for
+    a factor of 1 unless ``single_broker`` says the cluster is meant to have one broker."""
+    factor = requested if requested is not None else min(PRODUCTION_REPLICATION_FACTOR, max(brokers, 1))
+    if factor < 1:
+        raise StackError(f"replication factor {factor}: it must be at least 1")
+    if factor > brokers:
+        raise StackError(f"replication factor {factor} needs {factor} brokers; the cluster has {brokers}")
+    if factor == 1 and not single_broker:
+        raise StackError(
+            f"refusing to create production topics with replication factor 1 (the cluster has {brokers} "
+            "broker(s)): one broker lost would lose reports. Add brokers, or, for a cluster that is meant "
+            "to have one broker, say so with `caseway stack up --single-broker` "
+            "(CASEWAY_KAFKA_SINGLE_BROKER=true)."
+        )
+    return factor
+
+
 async def create_topics(
     bootstrap_servers: str,
     prefix: str = "",
     *,
-    replication_factor: int = 1,
+    replication_factor: int | None = 1,
+    production: bool = False,
+    single_broker: bool = False,
     catalogue: Iterable[TopicSpec] = CATALOGUE,
+    client_options: Mapping[str, Any] | None = None,
 ) -> TopicsReport:
     """Create every topic of the catalogue (named ``prefix + base name``) that does not exist yet, with
-    the catalogue's partition count, and wait until each partition has a leader."""
+    the catalogue's partition count and settings, and wait until each partition has a leader.
+
+    ``production`` plans the replication factor from the cluster (see `plan_replication`;
+    ``replication_factor`` is then a request, None for the default); otherwise ``replication_factor``
+    (1 unless given) is used as it is, as the local one-node stack and the tests do."""
     specs = {spec.full_name(prefix): spec for spec in catalogue}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="caseway-stack")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="caseway-stack", **dict(client_options or {})
+    )
     try:
         await admin.start()
+        if production:
+            brokers = len((await admin.describe_cluster()).get("brokers", []))
+            factor = plan_replication(brokers, requested=replication_factor, single_broker=single_broker)
+        else:
+            factor = replication_factor or 1
         present = set(await admin.list_topics())
         missing = [name for name in specs if name not in present]
         created: list[str] = []
         if missing:
-            new = [NewTopic(name, specs[name].partitions, replication_factor) for name in missing]
+            new = [
+                NewTopic(name, specs[name].partitions, factor, topic_configs=specs[name].configs(factor))
+                for name in missing
+            ]
             response = (await admin.create_topics(new, timeout_ms=30_000)).to_object()
             failures = []
             for entry in response["topic_errors"]:
@@ -79,7 +125,12 @@ async def create_topics(
         if len(partitions[name]) != spec.partitions
     )
     existing = tuple(sorted(name for name in specs if name not in created))
-    return TopicsReport(tuple(sorted(created)), existing, mismatches)
+    replication = tuple(
+        f"{name} has replication factor {len(partitions[name][0]['replicas'])}, the plan says {factor}"
+        for name in existing
+        if partitions[name] and len(partitions[name][0]["replicas"]) != factor
+    )
+    return TopicsReport(tuple(sorted(created)), existing, mismatches, factor, replication)
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -100,9 +151,13 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dic
         await asyncio.sleep(0.1)
 
 
-async def existing_topics(bootstrap_servers: str, prefix: str = "") -> tuple[str, ...]:
+async def existing_topics(
+    bootstrap_servers: str, prefix: str = "", *, client_options: Mapping[str, Any] | None = None
+) -> tuple[str, ...]:
     """Which of the catalogue's topics (with ``prefix``) exist on the broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="caseway-stack")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="caseway-stack", **dict(client_options or {})
+    )
     try:
         await admin.start()
         present = set(await admin.list_topics())
@@ -111,16 +166,20 @@ async def existing_topics(bootstrap_servers: str, prefix: str = "") -> tuple[str
     return tuple(sorted(spec.full_name(prefix) for spec in CATALOGUE if spec.full_name(prefix) in present))
 
 
-async def delete_topics(bootstrap_servers: str, prefix: str) -> tuple[str, ...]:
+async def delete_topics(
+    bootstrap_servers: str, prefix: str, *, client_options: Mapping[str, Any] | None = None
+) -> tuple[str, ...]:
     """Delete the catalogue's topics under ``prefix`` (a test run's own; the unprefixed ones never),
     returning the names deleted. Tests should call it when done: every partition left behind makes
     the broker's next start slower."""
     if not prefix:
         raise StackError("delete_topics needs a prefix: it never deletes the unprefixed catalogue topics")
-    names = list(await existing_topics(bootstrap_servers, prefix))
+    names = list(await existing_topics(bootstrap_servers, prefix, client_options=client_options))
     if not names:
         return ()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="caseway-stack")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="caseway-stack", **dict(client_options or {})
+    )
     try:
         await admin.start()
         await admin.delete_topics(names, timeout_ms=30_000)

@@ -101,7 +101,9 @@ async def _ensure_kafka(config: StackConfig, steps: Steps, started: list[str]) -
         with steps.step("kafka: wait (external)") as step:
             try:
                 step.detail = await kafka_broker.wait_ready(
-                    config.bootstrap_servers, time_limit=EXTERNAL_READY_TIMEOUT
+                    config.bootstrap_servers,
+                    time_limit=EXTERNAL_READY_TIMEOUT,
+                    client_options=config.kafka_client_options,
                 )
             except StackError as exc:
                 raise StackError(
@@ -155,12 +157,27 @@ async def _ensure_postgres(config: StackConfig, steps: Steps, started: list[str]
 
 async def _create_topics(config: StackConfig, steps: Steps, prefix: str) -> TopicsReport:
     with steps.step("kafka: topics") as step:
-        report = await create_topics(config.bootstrap_servers, prefix)
+        if config.manages_kafka:
+            # The stack's own broker is one KRaft node: one copy is all it can hold.
+            report = await create_topics(
+                config.bootstrap_servers, prefix, client_options=config.kafka_client_options
+            )
+        else:
+            report = await create_topics(
+                config.bootstrap_servers,
+                prefix,
+                production=True,
+                replication_factor=config.topic_replication_factor,
+                single_broker=config.kafka_single_broker,
+                client_options=config.kafka_client_options,
+            )
         step.detail = f"{len(report.created)} created, {len(report.existing)} already there"
+        step.detail += f", replication factor {report.replication_factor}"
         if prefix:
             step.detail += f" (prefix {prefix!r})"
-        if report.partition_mismatches:
-            step.detail += "; WARNING " + "; ".join(report.partition_mismatches)
+        if report.partition_mismatches or report.replication_mismatches:
+            mismatches = (*report.partition_mismatches, *report.replication_mismatches)
+            step.detail += "; WARNING " + "; ".join(mismatches)
     return report
 
 
@@ -281,7 +298,9 @@ async def _kafka_status(config: StackConfig) -> ComponentStatus:
     host, port = _host_port(config.bootstrap_servers, config.kafka_port)
     listening = port_is_open(host, port)
     if listening:
-        probe = await kafka_broker.probe(config.bootstrap_servers, time_limit=3.0)
+        probe = await kafka_broker.probe(
+            config.bootstrap_servers, time_limit=3.0, client_options=config.kafka_client_options
+        )
         ready, detail = probe.ready, probe.detail
     else:
         ready, detail = False, "not listening"
@@ -327,6 +346,10 @@ async def stack_status(*, config: StackConfig | None = None) -> StackStatus:
     database's revision when the servers answer."""
     config = config or StackConfig.from_env()
     kafka, postgres = await asyncio.gather(_kafka_status(config), _postgres_status(config))
-    topics = await existing_topics(config.bootstrap_servers) if kafka.ready else None
+    topics = (
+        await existing_topics(config.bootstrap_servers, client_options=config.kafka_client_options)
+        if kafka.ready
+        else None
+    )
     revision = await current_revision(config.database_url) if postgres.ready else None
     return StackStatus(components=(kafka, postgres), topics=topics, revision=revision)

@@ -12,17 +12,23 @@ Everything the stack creates lives under one state directory (``deploy/.state`` 
     stack.lock   held while the stack is being brought up or down
 
 ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` name existing servers instead: the stack then starts
-nothing of that kind and only waits for it, creates topics and migrates.
+nothing of that kind and only waits for it, creates topics and migrates. Against such a cluster the topics
+are production topics: replication factor 3 where the cluster has three brokers
+(``CASEWAY_KAFKA_REPLICATION_FACTOR`` asks for another), and never 1 unless
+``CASEWAY_KAFKA_SINGLE_BROKER=true`` says the cluster has one broker. A secured cluster is reached with
+the services' own ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` / ``KAFKA_SSL_*`` settings.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from caseway_ops.errors import StackError
+from caseway_shared.kafka import security_options
+from caseway_shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -66,6 +72,37 @@ def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise StackError(f"{name}={environ.get(name)!r} is not true or false")
+
+
+def _optional_int(environ: Mapping[str, str], name: str) -> int | None:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is not a whole number") from None
+
+
+def kafka_client_options(environ: Mapping[str, str]) -> dict[str, Any]:
+    """aiokafka's security arguments from the services' own ``KAFKA_*`` settings (empty for plaintext)."""
+    fields = ServiceSettings.model_fields
+    given = {name.lower(): value for name, value in environ.items() if name.lower() in fields}
+    given = {name: value for name, value in given.items() if name.startswith("kafka_")}
+    if not given.get("kafka_security_protocol"):
+        return {}
+    # Validated from the given mapping alone (not the process's environment), as a development profile:
+    # the tooling checks the connection, not a service's production readiness.
+    return security_options(ServiceSettings.model_validate({**given, "environment": "development"}))
+
+
 @dataclass(frozen=True, slots=True)
 class StackConfig:
     """The local stack's paths and addresses; ``from_env()`` builds the usual one."""
@@ -85,6 +122,11 @@ class StackConfig:
     notifier_port: int = DEFAULT_NOTIFIER_PORT
     # As root, where the cluster goes when the postgres OS user cannot reach the state folder.
     postgres_outside_root: Path = Path("/var/tmp")  # noqa: S108 - a folder of our own, checked before use
+    # An external cluster: the replication factor asked for (None: 3, or fewer brokers' worth), and
+    # whether it is meant to have one broker (the only way replication factor 1 is accepted there).
+    topic_replication_factor: int | None = None
+    kafka_single_broker: bool = False
+    kafka_client_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -112,6 +154,9 @@ class StackConfig:
             intake_port=_port(env, "CASEWAY_INTAKE_HTTP_PORT", DEFAULT_INTAKE_PORT),
             router_port=_port(env, "CASEWAY_ROUTER_HTTP_PORT", DEFAULT_ROUTER_PORT),
             notifier_port=_port(env, "CASEWAY_NOTIFIER_HTTP_PORT", DEFAULT_NOTIFIER_PORT),
+            topic_replication_factor=_optional_int(env, "CASEWAY_KAFKA_REPLICATION_FACTOR"),
+            kafka_single_broker=_flag(env, "CASEWAY_KAFKA_SINGLE_BROKER"),
+            kafka_client_options=kafka_client_options(env),
         )
 
     # Addresses -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.markup import escape
 
 from caseway_ops.database import redact
 from caseway_ops.errors import StackError
-from caseway_ops.stack import ensure_stack, stack_status, stop_stack
+from caseway_ops.stack import StackConfig, ensure_stack, stack_status, stop_stack
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -65,10 +66,38 @@ def up(
     migrate: Annotated[
         bool, typer.Option(help="Apply the database migrations (alembic upgrade head).")
     ] = True,
+    single_broker: Annotated[
+        bool,
+        typer.Option(
+            "--single-broker",
+            help="An external cluster meant to have one broker: accept replication factor 1 "
+            "(CASEWAY_KAFKA_SINGLE_BROKER=true).",
+        ),
+    ] = False,
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(
+            "--replication-factor",
+            min=1,
+            help="Replication factor of topics created on an external cluster (default 3, or the "
+            "cluster's broker count when smaller; CASEWAY_KAFKA_REPLICATION_FACTOR).",
+        ),
+    ] = None,
 ) -> None:
     """Start what is missing, wait until Kafka and PostgreSQL truly answer, create topics, migrate."""
     console.print("[bold]caseway stack up[/bold]")
-    info = _run(ensure_stack(topic_prefix=topic_prefix, migrate_database=migrate, reporter=_print_step))
+    try:
+        config = StackConfig.from_env()
+    except StackError as exc:
+        errors.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if single_broker:
+        config = dataclasses.replace(config, kafka_single_broker=True)
+    if replication_factor is not None:
+        config = dataclasses.replace(config, topic_replication_factor=replication_factor)
+    info = _run(
+        ensure_stack(topic_prefix=topic_prefix, config=config, migrate_database=migrate, reporter=_print_step)
+    )
     started = f"started {' and '.join(info.started)}" if info.started else "nothing to start"
     console.print(f"[bold green]ready[/bold green] in {info.elapsed_seconds:.2f} s ({started})")
     database_url = info.database_url if info.postgres_managed else redact(info.database_url)

@@ -50,6 +50,24 @@ class ServiceMetrics:
             [*labels, "partition"],
             registry=registry,
         )
+        self.consumer_stalls = Counter(
+            "caseway_consumer_stalls",
+            "Times a partition was paused because a dependency stayed down past the stall budget.",
+            [*labels, "partition"],
+            registry=registry,
+        )
+        self.consumer_stalled_seconds = Counter(
+            "caseway_consumer_stalled_seconds",
+            "Seconds a partition made no progress waiting on a dependency (waiting, then paused).",
+            [*labels, "partition"],
+            registry=registry,
+        )
+        self.consumer_paused = Gauge(
+            "caseway_consumer_paused",
+            "1 while a partition is paused after a stall: an alert (its dependency is down).",
+            [*labels, "partition"],
+            registry=registry,
+        )
         self.outbox_published = Counter(
             "caseway_outbox_published", "Events published from the outbox.", ["service"], registry=registry
         )
@@ -73,6 +91,18 @@ class ServiceMetrics:
     def rejected(self, topic: str, count: int = 1) -> None:
         self.records_rejected.labels(self._service, topic).inc(count)
         self.totals["rejected"] = self.totals.get("rejected", 0) + count
+
+    def stalled(self, topic: str, partition: int, *, seconds: float, paused: bool) -> None:
+        """A partition stalled `seconds` more; `paused` says whether it is paused now (else resumed)."""
+        labels = (self._service, topic, str(partition))
+        self.consumer_stalled_seconds.labels(*labels).inc(max(seconds, 0.0))
+        self.consumer_paused.labels(*labels).set(1 if paused else 0)
+        name = f"stalled_seconds:{topic}:{partition}"
+        self.totals[name] = self.totals.get(name, 0) + round(max(seconds, 0.0))
+        self.totals[f"paused:{topic}:{partition}"] = 1 if paused else 0
+        if paused:
+            self.consumer_stalls.labels(*labels).inc()
+            self.totals["stalls"] = self.totals.get("stalls", 0) + 1
 
     def lag(self, topic: str, partition: int, behind: int) -> None:
         self.consumer_lag.labels(self._service, topic, str(partition)).set(max(behind, 0))

@@ -40,10 +40,10 @@ from caseway_shared.unit_of_work import PostgresUnitOfWork
 from caseway_shared.version import caseway_version
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
     import asyncpg
-    from aiokafka import ConsumerRecord
+    from aiokafka import AIOKafkaConsumer, ConsumerRecord
     from faststream.kafka.subscriber.usecase import BatchSubscriber
     from starlette.requests import Request
 
@@ -78,6 +78,7 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self._relay: OutboxRelay | None = None
         self._subscribers: list[BatchSubscriber] = []
+        self._consumers: list[BatchConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._background: list[Callable[[], Any]] = []
         self._started_at = datetime.now(UTC)
@@ -120,9 +121,26 @@ class ServiceRuntime:
 
         `correlate` gives the correlation id of records that arrive without the header (for tracing).
         """
+        topic_name_ = self.topic(topic)
+        subscriber: BatchSubscriber | None = None
+
+        @contextlib.contextmanager
+        def batch_context(batch: Sequence[Record]) -> Iterator[None]:
+            with (
+                self.figures.batch_seconds.labels(self.service, topic_name_).time(),
+                tracing.processing(batch, service=self.service, correlate=correlate),
+            ):
+                yield
+
         consumer = BatchConsumer(
-            handle=handle, dead_letters=self.dead_letters, retry=self.retry, metrics=self.figures
+            handle=handle,
+            dead_letters=self.dead_letters,
+            retry=self.retry,
+            metrics=self.figures,
+            partitions=_SubscriberPartitions(lambda: subscriber),
+            context=batch_context,
         )
+        self._consumers.append(consumer)
         subscriber = self.broker.subscriber(
             self.topic(topic),
             batch=True,
@@ -137,15 +155,16 @@ class ServiceRuntime:
         )
 
         async def consume(message: KafkaMessage) -> None:
+            # Everything from the poll to the commit is inside the consumer's guard (`consuming`): the
+            # batch's timing and spans too. Nothing may escape to FastStream, which would redeliver the
+            # batch at once, for ever.
             raw = message.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
-            batch = [Record.from_consumer_record(record) for record in records]
-            with (
-                self.figures.batch_seconds.labels(self.service, self.topic(topic)).time(),
-                tracing.processing(batch, service=self.service, correlate=correlate),
-            ):
-                await consumer(batch)
-            self._record_lag(subscriber, records)
+            await consumer([Record.from_consumer_record(record) for record in records])
+            try:
+                self._record_lag(subscriber, records)
+            except Exception as error:  # a figure, never a reason to redeliver
+                log.warning("lag_not_recorded", error_type=type(error).__name__)
 
         subscriber(consume)
         self._subscribers.append(subscriber)
@@ -202,6 +221,8 @@ class ServiceRuntime:
             for subscriber in self._subscribers:
                 with contextlib.suppress(Exception):
                     await subscriber.stop()
+            for consumer in self._consumers:
+                consumer.close()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -322,6 +343,28 @@ async def keep_bytes(message: KafkaMessage) -> list[bytes]:
     raw = message.raw_message
     records = raw if isinstance(raw, tuple) else (raw,)
     return [record.value or b"" for record in records]
+
+
+class _SubscriberPartitions:
+    """The batch consumer's hold on its subscriber's Kafka consumer: rewind, pause and resume partitions."""
+
+    def __init__(self, subscriber: Callable[[], BatchSubscriber | None]) -> None:
+        self._subscriber = subscriber
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        consumer: AIOKafkaConsumer | None = getattr(self._subscriber(), "consumer", None)
+        if consumer is None:
+            raise RuntimeError("the subscriber has no consumer (stopping)")
+        return consumer
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self._consumer().seek(TopicPartition(topic, partition), offset)
+
+    def pause(self, topic: str, partition: int) -> None:
+        self._consumer().pause(TopicPartition(topic, partition))
+
+    def resume(self, topic: str, partition: int) -> None:
+        self._consumer().resume(TopicPartition(topic, partition))
 
 
 def _assigned(subscriber: BatchSubscriber) -> bool:

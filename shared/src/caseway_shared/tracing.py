@@ -85,7 +85,7 @@ def processing(
             },
         )
         spans.append(span)
-        correlation_id = record.headers.get(h.CORRELATION_ID) or (correlate(record) if correlate else None)
+        correlation_id = record.headers.get(h.CORRELATION_ID) or _correlation(record, correlate)
         if correlation_id:
             contexts[correlation_id] = trace.set_span_in_context(span, parent)
     token = _record_contexts.set(contexts)
@@ -95,6 +95,17 @@ def processing(
         _record_contexts.reset(token)
         for span in spans:
             span.end()
+
+
+def _correlation(record: Record, correlate: Callable[[Record], str | None] | None) -> str | None:
+    """The record's derived correlation id; None when deriving it fails in any way (a record of 20,000
+    nested brackets raises RecursionError in a JSON parser): tracing must never be why a batch fails."""
+    if correlate is None:
+        return None
+    try:
+        return correlate(record)
+    except Exception:  # the record is the handler's to judge, not tracing's
+        return None
 
 
 def inject_for(correlation_id: str, headers: MutableMapping[str, str]) -> None:

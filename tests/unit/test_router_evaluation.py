@@ -1,11 +1,17 @@
-"""Duplicate detection measured on the real NYC 311 corpus (tests/data/nyc311), as the evaluation command
-does: these are floors that catch a regression, not the goal (see the router issue's note)."""
+"""Duplicate detection measured on the real NYC 311 corpus (tests/data/nyc311) by the evaluation command,
+which runs the router's own planning (`plan_batch`): floors that catch a regression (issue 17)."""
 
 from pathlib import Path
 
 import pytest
 
-from caseway_router.evaluate import NYC_RULES, as_app_reports, evaluate, load_corpus, true_pairs
+from caseway_router.research.evaluate import (
+    NYC_RULES,
+    as_is_result,
+    load_corpus,
+    sigma_result,
+    true_pairs,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "nyc311" / "nyc311_2013-12-25.csv"
 
@@ -24,17 +30,15 @@ def test_the_corpus_is_the_one_the_issue_describes(corpus):
     assert len(truth) == 985
 
 
-def test_the_detector_beats_fixmystreet_and_distance_alone_as_is_and_with_gps_noise(corpus):
+def test_as_is_the_detector_finds_the_repeats_at_one_address(corpus):
     requests, truth = corpus
-    as_is = evaluate(requests, truth, NYC_RULES)
-    noisy = evaluate(as_app_reports(requests, sigma_m=15, seed=7), truth, NYC_RULES)
-    # The issue's measured distance-only baselines for the noisy corpus, reproduced.
-    assert noisy.sweep[250].precision == pytest.approx(0.39, abs=0.01)
-    assert noisy.sweep[50].precision == pytest.approx(0.83, abs=0.01)
-    for result in (as_is, noisy):
-        assert result.detector.precision > result.fixmystreet.precision + 0.3
-        assert result.detector.f1 >= result.best_distance.f1
-    assert as_is.detector.precision >= 0.95
-    assert as_is.detector.recall >= 0.99
-    assert noisy.detector.precision >= 0.83
-    assert noisy.detector.recall >= 0.93
+    result = as_is_result(requests, truth, NYC_RULES, batch=10)
+    assert result.detector.precision >= 0.95
+    assert result.detector.recall >= 0.99
+    assert result.detector.precision > result.distances.quality(250).precision + 0.3
+
+
+def test_with_15_m_gps_error_the_detector_matches_the_oracle(corpus):
+    requests, truth = corpus
+    result = sigma_result(requests, truth, NYC_RULES, sigma_m=15, seeds=(1,), batch=10)
+    assert result.detector.f1 >= result.oracle.f1 - 0.01

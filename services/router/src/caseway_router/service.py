@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from caseway_router.adapters import store
 from caseway_router.domain.areas import address_lock_key, area_lock_keys, lock_chunks
-from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch
-from caseway_router.domain.duplicates import DuplicateRules, ReportFacts, normalise_address
+from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch, report_facts
+from caseway_router.domain.duplicates import DuplicateRules, normalise_address
 from caseway_router.domain.routing import Route, decide_route
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
@@ -111,23 +111,12 @@ class RouterService:
         placement = self._places.locate(report.place)
         route = decide_route(report, placement, self._council)
         category = self._council.categories[route.category]
-        point = report.place.point
         return Prepared(
             report=report,
             correlation_id=correlation_id,
             placement=placement,
             route=route,
-            facts=ReportFacts(
-                category=route.category,
-                family=route.family,
-                received_at=report.received_at,
-                lat=point.lat if point else None,
-                lon=point.lon if point else None,
-                address=report.place.address,
-                detail=report.category_text,
-                place_type=report.place.land_type,
-                text=report.description,
-            ),
+            facts=report_facts(report, category=route.category, family=route.family),
             rules=DuplicateRules(
                 radius_m=category.duplicate_radius_m,
                 window_hours=category.duplicate_window_hours,

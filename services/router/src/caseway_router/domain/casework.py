@@ -93,6 +93,23 @@ class BatchPlan:
         return list(seen.values())
 
 
+def report_facts(report: ReportReceived, *, category: str, family: str) -> ReportFacts:
+    """What the detector knows about a routed report (its routed category and family; the rest from the
+    event). The router and the evaluation both build facts here, so the evaluation measures this too."""
+    point = report.place.point
+    return ReportFacts(
+        category=category,
+        family=family,
+        received_at=report.received_at,
+        lat=point.lat if point else None,
+        lon=point.lon if point else None,
+        address=report.place.address,
+        detail=report.category_text,
+        place_type=report.place.land_type,
+        text=report.description,
+    )
+
+
 def placeholder_reference(index: int) -> str:
     # Sorts after every real reference of the same prefix, so ties prefer stored (older) cases.
     return f"~{index:09d}"

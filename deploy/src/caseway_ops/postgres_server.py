@@ -258,9 +258,20 @@ def render_settings(config: StackConfig) -> str:
             "log_line_prefix = '%m [%p] %q%u@%d '",
             "log_min_duration_statement = 1000",
             "log_lock_waits = on",
+            *_statement_statistics(config),
             "",
         ]
     )
+
+
+def _statement_statistics(config: StackConfig) -> list[str]:
+    """pg_stat_statements, for the benchmark's top statements, where the server has the module (Debian's
+    PostgreSQL ships it; a server without it still starts)."""
+    try:
+        library = bin_dir(config).parent / "lib" / "pg_stat_statements.so"
+    except StackError:
+        return []
+    return ["shared_preload_libraries = 'pg_stat_statements'"] if library.is_file() else []
 
 
 _HBA = """# Written by caseway_ops.postgres_server. Loopback only, passwords always (SCRAM).

@@ -11,7 +11,7 @@ from typing import Any
 
 GOALS = {
     "end_to_end_rps_at_least": 2000,
-    "ratio_at_least": 0.2,
+    "ratio_chain_at_least": 0.5,
     "p99_ms_at_200_rps_at_most": 250,
     "peak_rss_mb_per_service_at_most": 200,
 }
@@ -31,10 +31,10 @@ def machine() -> dict[str, Any]:
 
 
 def goals_met(results: dict[str, Any]) -> dict[str, bool]:
-    latency_200 = results.get("latency_ms", {}).get("200", {})
+    latency_200 = results.get("latency_ms", {}).get("200", {}).get("to_notification_recorded", {})
     return {
         "end_to_end_rps": results.get("end_to_end_rps", 0) >= GOALS["end_to_end_rps_at_least"],
-        "ratio": results.get("ratio", 0) >= GOALS["ratio_at_least"],
+        "ratio_chain": results.get("ratio_chain", 0) >= GOALS["ratio_chain_at_least"],
         "p99_at_200": latency_200.get("p99", float("inf")) <= GOALS["p99_ms_at_200_rps_at_most"],
         "peak_rss": all(
             v <= GOALS["peak_rss_mb_per_service_at_most"] for v in results.get("peak_rss_mb", {}).values()
@@ -61,17 +61,17 @@ def plot_latency(results: dict[str, Any], path: Path) -> Path:
     x = [float(r) for r in rates]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for q, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^-.")):
-        axes.plot(x, [results["latency_ms"][r][q] for r in rates], style, label=q)
+        axes.plot(x, [results["latency_ms"][r]["to_notification_recorded"][q] for r in rates], style, label=q)
     axes.axhline(
         GOALS["p99_ms_at_200_rps_at_most"], color="grey", linewidth=0.8, linestyle=":", label="p99 goal"
     )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("offered load (reports/s)")
-    axes.set_ylabel("report to notification sent (ms)")
+    axes.set_ylabel("report to notification recorded (ms)")
     axes.set_title(
-        f"Caseway end to end: {results['end_to_end_rps']:,.0f} reports/s sustained, "
-        f"ceiling {results['ceiling_rps']:,.0f}/s"
+        f"Caseway: {results['end_to_end_rps']:,.0f} reports/s sustained; "
+        f"3-hop Kafka chain {results['ceiling_chain_rps']:,.0f}/s"
     )
     axes.grid(visible=True, which="both", alpha=0.3)
     axes.legend()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from caseway_router.adapters.case_files import CaseFiles
 from caseway_router.adapters.council_files import load_postcode_hints
+from caseway_router.adapters.staff_directory import load_staff_directory
 from caseway_router.domain.places import PlaceFinder
+from caseway_router.entrypoints.staff_http import StaffHttp
 from caseway_router.service import SERVICE, RouterService
 from caseway_router.settings import RouterSettings
+from caseway_router.staff import StaffDesk
 from caseway_shared.council import load_council
 from caseway_shared.runtime import ServiceRuntime
 from caseway_shared.topics import Topic
@@ -18,16 +22,21 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
     council = load_council(settings.council_dir)
     runtime = ServiceRuntime(settings=settings, service=SERVICE, schema="router")
     places = PlaceFinder(council, load_postcode_hints(settings.council_dir))
-    service = RouterService(
-        runtime=runtime, council=council, places=places, most_locks=settings.most_locks_per_transaction
-    )
+    service = RouterService(runtime=runtime, council=council, places=places)
     runtime.subscribe(
         Topic.REPORTS_RECEIVED,
         service.handle_reports_batch,
         title="route_reports",
         description="Places each report, assigns its departments and opens or joins a case.",
     )
-    app = Starlette(routes=list(runtime.ops_routes()), lifespan=runtime.lifespan)
+    desk = StaffDesk(unit_of_work=runtime.unit_of_work(CaseFiles), council=council, topic=runtime.topic)
+    staff = StaffHttp(
+        desk=desk,
+        directory=load_staff_directory(settings.council_dir, neighbourhoods=set(council.neighbourhoods)),
+        settings=settings,
+    )
+    app = Starlette(routes=[*runtime.ops_routes(), *staff.routes()], lifespan=runtime.lifespan)
     app.state.runtime = runtime
     app.state.router = service  # staff tools change case status through it (`RouterService.change_status`)
+    app.state.staff = desk  # the case pages, boards and staff actions (`caseway_router.staff`)
     return app

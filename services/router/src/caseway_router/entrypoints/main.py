@@ -10,7 +10,15 @@ from caseway_router.settings import RouterSettings
 
 def main() -> None:
     settings = RouterSettings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    # No X-Forwarded-For rewriting: the staff header is trusted by the peer's own address (see
+    # domain.access), which a forwarded header must not be able to change.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        proxy_headers=False,
+    )
 
 
 if __name__ == "__main__":

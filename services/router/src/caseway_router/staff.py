@@ -1,0 +1,797 @@
+"""The staff side of the router's service layer: what a person may read (a case, a neighbourhood's board)
+and the changes they make (acknowledge, reassign, note, close, review a possible duplicate, link and unlink
+reports). Each change is one unit of work: the case rows locked, the change, its history entry (with who
+did it) and its case events through the router's outbox, committed together.
+
+Who may do what is decided in `domain.access`; every read and every change checks it against the case as
+it is inside the transaction. Residents' text is masked (`domain.masking`) before it leaves: on pages, in
+the JSON API and in the public notes that go out as events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from caseway_router.adapters import store
+from caseway_router.domain.casefile import (
+    NOTE_VISIBILITY,
+    RESOLUTIONS,
+    PossibleDuplicate,
+    is_overdue,
+    possible_duplicates,
+    week_start,
+)
+from caseway_router.domain.duplicates import normalise_address
+from caseway_router.domain.masking import mask_contact_details
+from caseway_shared.events import (
+    CaseAssigned,
+    CaseClosed,
+    CaseNoteAdded,
+    CaseOpened,
+    CaseStatusChanged,
+    CaseUnassigned,
+    DuplicateReviewed,
+    GeoPoint,
+    ReportLinked,
+    ReportUnlinked,
+)
+from caseway_shared.outbox import OutboxMessage
+from caseway_shared.topics import Topic
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydantic import BaseModel
+
+    from caseway_router.adapters.case_files import (
+        AssignmentView,
+        BoardCase,
+        CaseFiles,
+        CaseRow,
+        HistoryEntry,
+        NoteView,
+        ReportView,
+    )
+    from caseway_router.domain.access import StaffMember
+    from caseway_shared.council import Council
+    from caseway_shared.unit_of_work import UnitOfWork, Work
+
+log = structlog.get_logger(__name__)
+PRODUCER = "router"
+NOTE_LIMIT = 4000
+
+
+class StaffError(Exception):
+    status = 400
+
+
+class NotFound(StaffError):
+    status = 404
+
+
+class Forbidden(StaffError):
+    status = 403
+
+
+class Conflict(StaffError):
+    status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """A case as one person may read it (residents' text masked)."""
+
+    case: CaseRow
+    reports: list[ReportView]
+    assignments: list[AssignmentView]
+    history: list[HistoryEntry]
+    notes: list[NoteView]
+    duplicates: list[tuple[PossibleDuplicate, tuple[str, str, str | None] | None]]
+    overdue: bool
+    ward_name: str | None
+    may_act_for: list[str]  # the departments whose part this person may acknowledge
+
+
+@dataclass(frozen=True, slots=True)
+class BoardView:
+    neighbourhood: str
+    cases: list[BoardCase]
+    figures: dict[str, Any]
+    departments: frozenset[str] | None  # None: every department (the manager's board)
+    overdue: set[str] = field(default_factory=set)
+
+
+def _masked(text: str | None) -> str | None:
+    return mask_contact_details(text) if text else text
+
+
+class StaffDesk:
+    def __init__(
+        self,
+        *,
+        unit_of_work: UnitOfWork[CaseFiles],
+        council: Council,
+        topic: Callable[[Topic], str],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._council = council
+        self._topic = topic
+        self._clock = clock
+        self._ward_names = {
+            feature["properties"]["WD23CD"]: feature["properties"]["WD23NM"]
+            for feature in council.wards_geojson["features"]
+        }
+
+    @property
+    def council(self) -> Council:
+        return self._council
+
+    def ward_name(self, code: str | None) -> str | None:
+        return self._ward_names.get(code) if code else None
+
+    def department_name(self, code: str) -> str:
+        return self._council.departments.get(code, code)
+
+    def category_name(self, code: str) -> str:
+        category = self._council.categories.get(code)
+        return category.name if category else code
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    async def case_view(self, member: StaffMember, reference: str) -> CaseView:
+        now = self._clock()
+        async with self._unit_of_work() as work:
+            files = work.repositories
+            case = await files.case(reference)
+            if case is None:
+                raise NotFound(f"no case {reference}")
+            assignments = await files.assignments(case.case_id)
+            self._check(member, case, [a.department for a in assignments])
+            history = await files.history(case.case_id)
+            pending = possible_duplicates((h.at, h.action, h.detail) for h in history)
+            others = await files.summaries([p.reference for p in pending])
+            reports = await files.reports(case.case_id)
+            notes = await files.notes(case.case_id)
+        return CaseView(
+            case=_mask_case(case),
+            reports=[_mask_report(r) for r in reports],
+            assignments=assignments,
+            history=[_mask_history(h) for h in history],
+            notes=[_mask_note(n) for n in notes],
+            duplicates=[(p, _mask_summary(others.get(p.reference))) for p in pending],
+            overdue=is_overdue(case.due_at, case.status, now),
+            ward_name=self.ward_name(case.ward_code),
+            may_act_for=[
+                a.department for a in assignments if _acts_for(member, case.neighbourhood, a.department)
+            ],
+        )
+
+    async def board(
+        self,
+        member: StaffMember,
+        neighbourhood: str,
+        *,
+        category: str | None = None,
+        department: str | None = None,
+        state: str | None = None,
+    ) -> BoardView:
+        if neighbourhood not in self._council.neighbourhoods:
+            raise NotFound(f"no neighbourhood {neighbourhood}")
+        if neighbourhood not in member.neighbourhoods(self._council.neighbourhoods):
+            raise Forbidden(f"{member.id} has no cases in {neighbourhood}")
+        departments = member.board_departments(neighbourhood)
+        now = self._clock()
+        async with self._unit_of_work() as work:
+            cases = await work.repositories.board(
+                neighbourhood,
+                departments=sorted(departments) if departments is not None else None,
+                category=category or None,
+                department=department or None,
+                state=state or None,
+            )
+            figures = await work.repositories.figures(
+                neighbourhood,
+                departments=sorted(departments) if departments is not None else None,
+                since=week_start(now, self._council.timezone),
+            )
+        return BoardView(
+            neighbourhood=neighbourhood,
+            cases=[_mask_board_case(c) for c in cases],
+            figures=figures,
+            departments=departments,
+            overdue={c.reference for c in cases if is_overdue(c.due_at, c.status, now)},
+        )
+
+    # --- changing ----------------------------------------------------------------------------------
+
+    async def acknowledge(
+        self, member: StaffMember, reference: str, *, department: str | None = None
+    ) -> None:
+        """The person acknowledges their department's part (or `department`'s): the department's state
+        and, the first time, the case's status become acknowledged (the notifier stops escalating)."""
+        async with self._unit_of_work() as work:
+            case, assignments = await self._locked(work, member, reference)
+            parts = {a.department: a for a in assignments}
+            if department is None:
+                mine = [d for d in parts if _acts_for(member, case.neighbourhood, d)]
+                department = case.lead_department if case.lead_department in mine else next(iter(mine), "")
+            if department not in parts:
+                raise StaffError(f"{department} has no part in {reference}")
+            if not _acts_for(member, case.neighbourhood, department):
+                raise Forbidden(f"{member.id} may not acknowledge for {department}")
+            if case.status == "closed":
+                raise Conflict(f"{reference} is closed")
+            now = self._clock()
+            files = work.repositories
+            if parts[department].state != "acknowledged":
+                await files.set_department_state(
+                    case.case_id, department, "acknowledged", at=now, actor=member.id
+                )
+            status = "acknowledged" if case.status == "open" else case.status
+            if status != case.status:
+                await files.set_status(case.case_id, status, at=now)
+            await files.record_history(
+                case.case_id,
+                at=now,
+                actor=member.id,
+                action="acknowledged",
+                detail={"department": department, "from": case.status, "to": status},
+            )
+            self._publish(
+                work,
+                case,
+                CaseStatusChanged(
+                    occurred_at=now,
+                    case_id=case.case_id,
+                    reference=case.reference,
+                    status=status,
+                    department=department,
+                    actor=member.id,
+                ),
+            )
+        log.info("case_acknowledged", reference=reference, department=department, actor=member.id)
+
+    async def reassign(
+        self,
+        member: StaffMember,
+        reference: str,
+        *,
+        to_department: str,
+        from_department: str | None = None,
+        role: str = "contributor",
+    ) -> None:
+        """`to_department` takes over `from_department`'s part (or joins as `role` when none is given)."""
+        if to_department not in self._council.departments:
+            raise StaffError(f"unknown department {to_department}")
+        if role not in ("lead", "contributor"):
+            raise StaffError("role is lead or contributor")
+        async with self._unit_of_work() as work:
+            case, assignments = await self._locked(work, member, reference)
+            if case.status == "closed":
+                raise Conflict(f"{reference} is closed")
+            parts = {a.department: a for a in assignments}
+            if from_department:
+                if from_department not in parts:
+                    raise StaffError(f"{from_department} has no part in {reference}")
+                if from_department == to_department:
+                    raise StaffError("a department cannot take over its own part")
+                role = parts[from_department].role
+            elif to_department in parts and parts[to_department].role == role:
+                raise StaffError(f"{to_department} is already the {role} on {reference}")
+            now = self._clock()
+            await work.repositories.reassign(
+                case.case_id,
+                from_department=from_department or None,
+                to_department=to_department,
+                role=role,
+                at=now,
+            )
+            await work.repositories.record_history(
+                case.case_id,
+                at=now,
+                actor=member.id,
+                action="reassigned",
+                detail={"from": from_department, "to": to_department, "role": role},
+            )
+            events: list[BaseModel] = []
+            if from_department:
+                events.append(
+                    CaseUnassigned(
+                        occurred_at=now,
+                        case_id=case.case_id,
+                        reference=case.reference,
+                        department=from_department,
+                        neighbourhood=case.neighbourhood,
+                        replaced_by=to_department,
+                        actor=member.id,
+                    )
+                )
+            events.append(
+                CaseAssigned(
+                    occurred_at=now,
+                    case_id=case.case_id,
+                    reference=case.reference,
+                    department=to_department,
+                    role="lead" if role == "lead" else "contributor",
+                    neighbourhood=case.neighbourhood,
+                    replaces=from_department or None,
+                    actor=member.id,
+                )
+            )
+            self._publish(work, case, *events)
+        log.info("case_reassigned", reference=reference, to=to_department, actor=member.id)
+
+    async def add_note(self, member: StaffMember, reference: str, *, text: str, visibility: str) -> None:
+        text = text.strip()
+        if not text:
+            raise StaffError("a note needs some text")
+        if len(text) > NOTE_LIMIT:
+            raise StaffError("a note is at most 4000 characters")
+        if visibility not in NOTE_VISIBILITY:
+            raise StaffError("a note is internal or public")
+        async with self._unit_of_work() as work:
+            case, _ = await self._locked(work, member, reference)
+            now = self._clock()
+            body = mask_contact_details(text)  # nobody's contact details are kept in a note
+            note_id = await work.repositories.add_note(
+                case.case_id, at=now, actor=member.id, visibility=visibility, body=body
+            )
+            await work.repositories.record_history(
+                case.case_id,
+                at=now,
+                actor=member.id,
+                action="note-added",
+                detail={"note_id": note_id, "visibility": visibility},
+            )
+            self._publish(
+                work,
+                case,
+                CaseNoteAdded(
+                    occurred_at=now,
+                    case_id=case.case_id,
+                    reference=case.reference,
+                    note_id=note_id,
+                    visibility="public" if visibility == "public" else "internal",
+                    text=body if visibility == "public" else None,
+                    actor=member.id,
+                ),
+            )
+
+    async def close(
+        self,
+        member: StaffMember,
+        reference: str,
+        *,
+        resolution: str,
+        note: str | None = None,
+        duplicate_of: str | None = None,
+    ) -> None:
+        """Close with a resolution; a duplicate's reports move to the case it repeats (so every resident
+        follows the case that will be fixed)."""
+        if resolution not in RESOLUTIONS:
+            raise StaffError(f"resolution is one of {', '.join(RESOLUTIONS)}")
+        if resolution == "duplicate":
+            if not duplicate_of:
+                raise StaffError("say which case this one duplicates")
+            await self._merge(member, reference, duplicate_of.strip(), note=note, review=False)
+            return
+        note = mask_contact_details(note.strip()) if note and note.strip() else None
+        async with self._unit_of_work() as work:
+            case, _ = await self._locked(work, member, reference)
+            if case.status == "closed":
+                raise Conflict(f"{reference} is already closed")
+            await self._close(work, member, case, resolution=resolution, note=note, duplicate_of=None)
+
+    async def review_duplicate(self, member: StaffMember, reference: str, *, other: str, same: bool) -> None:
+        """Confirm (the case repeats `other`: merged into it and closed) or reject a possible duplicate."""
+        if same:
+            await self._merge(member, reference, other, note=None, review=True)
+            return
+        async with self._unit_of_work() as work:
+            case, _ = await self._locked(work, member, reference)
+            history = await work.repositories.history(case.case_id)
+            pending = possible_duplicates((h.at, h.action, h.detail) for h in history)
+            if other not in {p.reference for p in pending}:
+                raise Conflict(f"{other} is not awaiting review on {reference}")
+            now = self._clock()
+            await work.repositories.record_history(
+                case.case_id, at=now, actor=member.id, action="duplicate-rejected", detail={"other": other}
+            )
+            if len(pending) == 1:
+                await work.repositories.set_flags(
+                    case.case_id, [f for f in case.flags if f != "possible-duplicate"]
+                )
+            self._publish(
+                work,
+                case,
+                DuplicateReviewed(
+                    occurred_at=now,
+                    case_id=case.case_id,
+                    reference=case.reference,
+                    other_reference=other,
+                    same_problem=False,
+                    actor=member.id,
+                ),
+            )
+
+    async def link_report(self, member: StaffMember, reference: str, *, report_id: uuid.UUID) -> None:
+        """Move a report from the case it is in into this one."""
+        async with self._unit_of_work() as work:
+            files = work.repositories
+            source_id = await files.report_case(report_id)
+            if source_id is None:
+                raise NotFound(f"no report {report_id}")
+            source = await files.case_by_id(source_id)
+            target = await files.case(reference)
+            if source is None or target is None:
+                raise NotFound(f"no case {reference}")
+            if source.case_id == target.case_id:
+                raise Conflict(f"the report is already in {reference}")
+            locked = await files.lock_cases([source.reference, target.reference])
+            source, target = locked[source.reference], locked[target.reference]
+            for case in (source, target):
+                self._check(member, case, await self._departments(files, case))
+            if target.status == "closed":
+                raise Conflict(f"{reference} is closed")
+            now = self._clock()
+            await self._move(work, member, report_id, source, target, now=now)
+            if source.reports_count <= 1 and source.status != "closed":
+                await self._close(
+                    work, member, source, resolution="duplicate", note=None, duplicate_of=target, now=now
+                )
+
+    async def unlink_report(self, member: StaffMember, reference: str, *, report_id: uuid.UUID) -> str:
+        """Take a report out of this case into a case of its own (same category, place of the report,
+        the same departments); returns the new case's reference."""
+        async with self._unit_of_work() as work:
+            files = work.repositories
+            case, assignments = await self._locked(work, member, reference)
+            reports = {r.report_id: r for r in await files.reports(case.case_id)}
+            if report_id not in reports:
+                raise NotFound(f"no report {report_id} in {reference}")
+            if len(reports) == 1:
+                raise Conflict(f"{reference} has only that report")
+            report, now = reports[report_id], self._clock()
+            [number] = await store.next_case_numbers(files.connection, 1)
+            new_reference = f"{self._council.reference_prefix}-{now.year}-{number:06d}"
+            new_id = uuid.uuid4()
+            await store.insert_cases(
+                files.connection,
+                [
+                    store.NewCase(
+                        case_id=new_id,
+                        reference=new_reference,
+                        category=case.category,
+                        family=case.family,
+                        priority=case.priority,
+                        neighbourhood=case.neighbourhood,
+                        ward_code=case.ward_code,
+                        lat=report.lat,
+                        lon=report.lon,
+                        address=report.address,
+                        address_key=normalise_address(report.address),
+                        detail=None,
+                        place_type=None,
+                        summary=case.summary,
+                        description=report.description,
+                        lead_department=case.lead_department,
+                        opened_at=now,
+                        due_at=case.due_at,
+                        flags=(),
+                    )
+                ],
+            )
+            await store.insert_assignments(
+                files.connection, [(new_id, a.department, a.role, now) for a in assignments]
+            )
+            new_case = await files.case_by_id(new_id, lock=True)
+            if new_case is None:  # written just above, in this transaction
+                raise NotFound(new_reference)
+            opened = CaseOpened(
+                occurred_at=now,
+                case_id=new_id,
+                reference=new_reference,
+                report_id=report_id,
+                category=case.category,
+                priority=case.priority,
+                neighbourhood=case.neighbourhood,
+                ward_code=case.ward_code,
+                lead_department=case.lead_department,
+                departments=tuple(a.department for a in assignments),
+                due_at=case.due_at,
+                point=GeoPoint(lat=report.lat, lon=report.lon)
+                if report.lat is not None and report.lon is not None
+                else None,
+                summary=case.summary,
+            )
+            await files.record_history(
+                new_id,
+                at=now,
+                actor=member.id,
+                action="opened",
+                detail={"report_id": str(report_id), "category": case.category, "split_from": reference},
+            )
+            self._publish(
+                work,
+                new_case,
+                opened,
+                *(
+                    CaseAssigned(
+                        occurred_at=now,
+                        case_id=new_id,
+                        reference=new_reference,
+                        department=a.department,
+                        role="lead" if a.role == "lead" else "contributor",
+                        neighbourhood=case.neighbourhood,
+                        actor=member.id,
+                    )
+                    for a in assignments
+                ),
+            )
+            await files.move_report(report_id, new_id, staff_linked=False)
+            await files.recount(new_id)
+            remaining = await files.recount(case.case_id)
+            await files.record_history(
+                case.case_id,
+                at=now,
+                actor=member.id,
+                action="report-unlinked",
+                detail={"report_id": str(report_id), "to": new_reference, "reports_count": remaining},
+            )
+            self._publish(
+                work,
+                case,
+                ReportUnlinked(
+                    occurred_at=now,
+                    case_id=case.case_id,
+                    reference=case.reference,
+                    report_id=report_id,
+                    reports_count=remaining,
+                    moved_to_case_id=new_id,
+                    moved_to_reference=new_reference,
+                    actor=member.id,
+                ),
+            )
+        return new_reference
+
+    # --- the parts -----------------------------------------------------------------------------------
+
+    async def _merge(
+        self, member: StaffMember, reference: str, other: str, *, note: str | None, review: bool
+    ) -> None:
+        """`reference` repeats `other`: its reports move to `other` and it closes as a duplicate."""
+        if other == reference:
+            raise StaffError("a case cannot duplicate itself")
+        async with self._unit_of_work() as work:
+            files = work.repositories
+            locked = await files.lock_cases([reference, other])
+            if reference not in locked or other not in locked:
+                raise NotFound(f"no case {other if reference in locked else reference}")
+            case, target = locked[reference], locked[other]
+            for each in (case, target):
+                self._check(member, each, await self._departments(files, each))
+            if case.status == "closed":
+                raise Conflict(f"{reference} is already closed")
+            if target.status == "closed":
+                raise Conflict(f"{other} is closed: reopen it or choose another")
+            now = self._clock()
+            if review:
+                history = await files.history(case.case_id)
+                if other not in {
+                    p.reference for p in possible_duplicates((h.at, h.action, h.detail) for h in history)
+                }:
+                    raise Conflict(f"{other} is not awaiting review on {reference}")
+                await files.record_history(
+                    case.case_id,
+                    at=now,
+                    actor=member.id,
+                    action="duplicate-confirmed",
+                    detail={"other": other},
+                )
+                self._publish(
+                    work,
+                    case,
+                    DuplicateReviewed(
+                        occurred_at=now,
+                        case_id=case.case_id,
+                        reference=case.reference,
+                        other_reference=other,
+                        same_problem=True,
+                        actor=member.id,
+                    ),
+                )
+            for report in await files.reports(case.case_id):
+                await self._move(work, member, report.report_id, case, target, now=now)
+            await files.set_flags(case.case_id, [f for f in case.flags if f != "possible-duplicate"])
+            note = mask_contact_details(note.strip()) if note and note.strip() else None
+            await self._close(
+                work, member, case, resolution="duplicate", note=note, duplicate_of=target, now=now
+            )
+
+    async def _move(
+        self,
+        work: Work[CaseFiles],
+        member: StaffMember,
+        report_id: uuid.UUID,
+        source: CaseRow,
+        target: CaseRow,
+        *,
+        now: datetime,
+    ) -> None:
+        files = work.repositories
+        await files.move_report(report_id, target.case_id, staff_linked=True)
+        count = await files.recount(target.case_id)
+        left = await files.recount(source.case_id)
+        await files.record_history(
+            target.case_id,
+            at=now,
+            actor=member.id,
+            action="report-linked",
+            detail={"report_id": str(report_id), "from": source.reference, "reports_count": count},
+        )
+        await files.record_history(
+            source.case_id,
+            at=now,
+            actor=member.id,
+            action="report-unlinked",
+            detail={"report_id": str(report_id), "to": target.reference, "reports_count": left},
+        )
+        self._publish(
+            work,
+            source,
+            ReportUnlinked(
+                occurred_at=now,
+                case_id=source.case_id,
+                reference=source.reference,
+                report_id=report_id,
+                reports_count=left,
+                moved_to_case_id=target.case_id,
+                moved_to_reference=target.reference,
+                actor=member.id,
+            ),
+        )
+        self._publish(
+            work,
+            target,
+            ReportLinked(
+                occurred_at=now,
+                case_id=target.case_id,
+                reference=target.reference,
+                report_id=report_id,
+                reports_count=max(2, count),
+                score=1.0,
+                from_case_id=source.case_id,
+                actor=member.id,
+            ),
+        )
+
+    async def _close(
+        self,
+        work: Work[CaseFiles],
+        member: StaffMember,
+        case: CaseRow,
+        *,
+        resolution: str,
+        note: str | None,
+        duplicate_of: CaseRow | None,
+        now: datetime | None = None,
+    ) -> None:
+        now = now or self._clock()
+        await work.repositories.set_status(
+            case.case_id,
+            "closed",
+            at=now,
+            resolution=resolution,
+            duplicate_of=duplicate_of.case_id if duplicate_of else None,
+        )
+        await work.repositories.record_history(
+            case.case_id,
+            at=now,
+            actor=member.id,
+            action="closed",
+            detail={
+                "from": case.status,
+                "resolution": resolution,
+                "note": note,
+                "duplicate_of": duplicate_of.reference if duplicate_of else None,
+            },
+        )
+        self._publish(
+            work,
+            case,
+            CaseStatusChanged(
+                occurred_at=now,
+                case_id=case.case_id,
+                reference=case.reference,
+                status="closed",
+                note=note,
+                actor=member.id,
+            ),
+            CaseClosed(
+                occurred_at=now,
+                case_id=case.case_id,
+                reference=case.reference,
+                note=note,
+                resolution=resolution,
+                duplicate_of=duplicate_of.reference if duplicate_of else None,
+                actor=member.id,
+            ),
+        )
+        log.info("case_closed", reference=case.reference, resolution=resolution, actor=member.id)
+
+    async def _locked(
+        self, work: Work[CaseFiles], member: StaffMember, reference: str
+    ) -> tuple[CaseRow, list[AssignmentView]]:
+        case = await work.repositories.case(reference, lock=True)
+        if case is None:
+            raise NotFound(f"no case {reference}")
+        assignments = await work.repositories.assignments(case.case_id)
+        self._check(member, case, [a.department for a in assignments])
+        return case, assignments
+
+    @staticmethod
+    async def _departments(files: CaseFiles, case: CaseRow) -> list[str]:
+        return [a.department for a in await files.assignments(case.case_id)]
+
+    @staticmethod
+    def _check(member: StaffMember, case: CaseRow, departments: list[str]) -> None:
+        if not member.may_see(case.neighbourhood, departments):
+            # The same answer whether or not the case exists would hide references; staff links carry
+            # them anyway, so the refusal says plainly that it is a matter of access.
+            raise Forbidden(f"{member.id} may not see {case.reference}")
+
+    def _publish(self, work: Work[CaseFiles], case: CaseRow, *events: BaseModel) -> None:
+        work.publish(
+            *(
+                OutboxMessage.for_event(
+                    topic=self._topic(Topic.CASES),
+                    key=str(case.case_id),
+                    event=event,
+                    correlation_id=str(case.case_id),
+                    producer=PRODUCER,
+                )
+                for event in events
+            )
+        )
+
+
+def _acts_for(member: StaffMember, neighbourhood: str | None, department: str) -> bool:
+    """May `member` act for `department`'s part of a case in `neighbourhood` (acknowledge it)?"""
+    if member.admin or (neighbourhood is not None and neighbourhood in member.manages):
+        return True
+    return any(team.department == department and team.covers(neighbourhood) for team in member.teams)
+
+
+def _mask_case(case: CaseRow) -> CaseRow:
+    return replace(
+        case, description=mask_contact_details(case.description), summary=mask_contact_details(case.summary)
+    )
+
+
+def _mask_report(report: ReportView) -> ReportView:
+    return replace(report, description=mask_contact_details(report.description))
+
+
+def _mask_note(note: NoteView) -> NoteView:
+    return replace(note, body=mask_contact_details(note.body))
+
+
+def _mask_history(entry: HistoryEntry) -> HistoryEntry:
+    detail = {k: mask_contact_details(v) if isinstance(v, str) else v for k, v in entry.detail.items()}
+    return replace(entry, detail=detail)
+
+
+def _mask_summary(summary: tuple[str, str, str | None] | None) -> tuple[str, str, str | None] | None:
+    if summary is None:
+        return None
+    return (summary[0], mask_contact_details(summary[1]), summary[2])
+
+
+def _mask_board_case(case: BoardCase) -> BoardCase:
+    return replace(case, summary=mask_contact_details(case.summary))

@@ -71,6 +71,21 @@ class ServiceMetrics:
         self.outbox_published = Counter(
             "caseway_outbox_published", "Events published from the outbox.", ["service"], registry=registry
         )
+        self.outbox_backlog = Gauge(
+            "caseway_outbox_backlog", "Outbox rows not yet published.", ["service"], registry=registry
+        )
+        self.outbox_oldest_age = Gauge(
+            "caseway_outbox_oldest_age_seconds",
+            "Age of the oldest outbox row not yet published (0 when none): growing means the relay is stuck.",
+            ["service"],
+            registry=registry,
+        )
+        self.outbox_set_aside = Gauge(
+            "caseway_outbox_set_aside",
+            "Outbox rows set aside because the broker refused them (the reason is in the row).",
+            ["service"],
+            registry=registry,
+        )
         self.db_pool_size = Gauge(
             "caseway_db_pool_size", "Connections in the pool.", ["service"], registry=registry
         )
@@ -106,6 +121,14 @@ class ServiceMetrics:
 
     def lag(self, topic: str, partition: int, behind: int) -> None:
         self.consumer_lag.labels(self._service, topic, str(partition)).set(max(behind, 0))
+
+    def outbox(self, *, pending: int, oldest_age_seconds: float, set_aside: int) -> None:
+        self.outbox_backlog.labels(self._service).set(pending)
+        self.outbox_oldest_age.labels(self._service).set(oldest_age_seconds)
+        self.outbox_set_aside.labels(self._service).set(set_aside)
+        self.totals["outbox_backlog"] = pending
+        self.totals["outbox_oldest_age_seconds"] = round(oldest_age_seconds)
+        self.totals["outbox_set_aside"] = set_aside
 
     def pool(self, *, size: int, idle: int) -> None:
         self.db_pool_size.labels(self._service).set(size)

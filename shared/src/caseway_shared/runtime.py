@@ -227,11 +227,11 @@ class ServiceRuntime:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
-            # The relay publishes what is pending and returns; it is cancelled only if it cannot finish.
-            self._relay.stop()
+            # The relay publishes what is pending and returns between two passes; it is never cancelled
+            # (a pass cut short after the broker took its rows would publish them again on restart).
             if relay_task is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(relay_task, timeout=10)
+                    await self._relay.finish(relay_task)
             await self._outbox_producer.stop()
             await self.broker.stop()
             await self._pool.close()
@@ -257,9 +257,26 @@ class ServiceRuntime:
             outbox_published=self._relay.published if self._relay else 0,
         )
 
+    async def measure_outbox(self) -> None:
+        """The outbox gauges (backlog, oldest row's age, rows set aside), read now; never raises."""
+        if self._relay is None:
+            return
+        try:
+            async with asyncio.timeout(2):
+                backlog = await self._relay.measure()
+        except Exception as error:
+            log.info("outbox_not_measured", error_type=type(error).__name__)
+            return
+        self.figures.outbox(
+            pending=backlog.pending,
+            oldest_age_seconds=backlog.oldest_age_seconds,
+            set_aside=backlog.set_aside,
+        )
+
     async def _heartbeats(self) -> None:
         topic = self.topic(Topic.HEARTBEAT)
         while True:
+            await self.measure_outbox()
             try:
                 await self.broker.publish(
                     self.heartbeat().model_dump_json().encode(),
@@ -301,6 +318,7 @@ class ServiceRuntime:
         async def metrics(_request: Request) -> Response:
             if self._pool is not None:
                 self.figures.pool(size=self._pool.get_size(), idle=self._pool.get_idle_size())
+            await self.measure_outbox()
             return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_LATEST)
 
         async def asyncapi(_request: Request) -> Response:

@@ -241,7 +241,7 @@ class CaseFiles:
         return [
             BoardCase(
                 **{
-                    **{key: row[key] for key in row if key not in ("departments", "flags")},
+                    **{key: value for key, value in row.items() if key not in ("departments", "flags")},
                     "flags": tuple(row["flags"]),
                     "departments": tuple(tuple(d.split("|", 2)) for d in row["departments"]),
                 }

@@ -19,6 +19,12 @@ class NotifierSettings(ServiceSettings):
     council_dir: Path = Field(
         default=LIVERPOOL_DIR, validation_alias=AliasChoices("council_dir", "CASEWAY_COUNCIL_DIR")
     )
+    staff_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("staff_base_url", "CASEWAY_STAFF_BASE_URL"),
+        description="Base URL of the router's staff pages (CASEWAY_STAFF_BASE_URL, as the router reads it): "
+        "alerts link to <base>/cases/<reference>. Unset: teams.toml's staff_case_url.",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None

@@ -107,6 +107,9 @@ def create_app(
     )
     channels = channels if channels is not None else default_channels(settings, client)
     directory = load_directory(settings.council_dir)
+    if settings.staff_base_url:  # the router's staff pages, where the alerts' links go
+        base = settings.staff_base_url.rstrip("/")
+        directory = directory.model_copy(update={"staff_case_url": base + "/cases/{reference}"})
     unit_of_work = runtime.unit_of_work(NotifierStore)
     messages = Messages(topic=runtime.topic)
 

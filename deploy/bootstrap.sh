@@ -42,6 +42,10 @@ if ! compgen -G "/usr/share/postgresql/*/extension/earthdistance.control" >/dev/
   packages+=(postgresql-contrib)
 fi
 
+# Headless Chromium for the staff pages' browser tests (driven by Playwright at this executable; nothing
+# is downloaded by Playwright itself).
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+
 if ! command -v uv >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
   packages+=(python3-pip)
 fi

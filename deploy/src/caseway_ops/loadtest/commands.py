@@ -62,7 +62,13 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
     preload_cases: Annotated[
         int, typer.Option(help="Cases already stored before the load starts (months of a council's work).")
     ] = 10_000,
+    service_terms: Annotated[int, typer.Option(help="SIGTERM and restart of each service.")] = 7,
+    smtp_outage_seconds: Annotated[float, typer.Option(help="The SMTP server down this long, once.")] = 180.0,
+    webhook_500_seconds: Annotated[
+        float, typer.Option(help="The webhook server answering 500 this long, once.")
+    ] = 60.0,
     *,
+    tracing: Annotated[bool, typer.Option(help="Services export traces (OTLP).")] = True,
     keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
 ) -> None:
     """Fault suite under steady load; proves nothing lost or duplicated; writes bench/faults.json."""
@@ -78,6 +84,10 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
         gap_seconds=gap_seconds,
         poison_every=poison_every,
         preload_cases=preload_cases,
+        service_terms=service_terms,
+        smtp_outage_seconds=smtp_outage_seconds,
+        webhook_500_seconds=webhook_500_seconds,
+        tracing=tracing,
     )
     run = asyncio.run(run_faults(plan, stack=LoadtestStack(), say=typer.echo, keep_stack=keep_stack))
     data = {**run.as_dict(), "problems": run.problems(), "machine": machine()}

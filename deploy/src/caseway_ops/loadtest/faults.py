@@ -1,5 +1,11 @@
-"""The fault suite: steady load while services are killed (-9), the broker is killed (-9) and restarted,
-and PostgreSQL is restarted; then the invariants, then a full replay that must change nothing.
+"""The fault suite: steady load while services are killed (-9) and stopped (SIGTERM) mid-batch, the
+broker is killed (-9) and restarted, PostgreSQL is restarted, the SMTP server is down for a while and the
+webhook server answers 500 for a while; then the invariants, counted where the alerts land (the mail
+sink and the webhook server, per notification key); then a full replay, after every team's address
+changed, that must change nothing and alert nobody again.
+
+Some teams get a webhook channel besides their email (a copy of the council's configuration for the
+run); with `tracing` the services export spans (to the webhook server, which answers and ignores them).
 
 Poison: one input in every ``poison_every`` is bytes nobody can read, sent in turn to
 contact-centre.reports.v1 (intake rejects it to reports.rejected.v1), reports.received.v1 and cases.v1
@@ -10,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,16 +28,18 @@ import structlog
 
 from caseway_ops.loadtest import invariants
 from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
-from caseway_ops.loadtest.harness import Publisher, Sent, reset_groups, wait_quiet
+from caseway_ops.loadtest.harness import ProgressWatch, Publisher, Sent, reset_groups, wait_quiet
 from caseway_ops.loadtest.preload import preload_cases
 from caseway_ops.loadtest.runs import open_run
 from caseway_ops.loadtest.services import SERVICES
-from caseway_shared.council import load_council
+from caseway_shared.council import LIVERPOOL_DIR, load_council
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
+    from caseway_ops.loadtest.services import ServiceSet
     from caseway_ops.loadtest.stack import LoadtestStack
 
 log = structlog.get_logger(__name__)
@@ -49,6 +59,13 @@ class FaultPlan:
     seed: int = 11
     # Cases stored before the load starts: a router whose search grows with the table shows it here.
     preload_cases: int = 0
+    service_terms: int = 0  # SIGTERM (graceful stop) and restart of each service, mid-batch
+    smtp_outage_seconds: float = 0.0  # the SMTP server down this long, once (0: never)
+    webhook_500_seconds: float = 0.0  # the webhook server answering 500 this long, once (0: never)
+    tracing: bool = False  # OTEL_EXPORTER_OTLP_ENDPOINT set for every service
+    webhook_every: int = 3  # one team in this many gets a webhook channel besides its email (0: none)
+    move_addresses_before_replay: bool = True  # every team's address changes before the replay
+    sender_workers: int = 2  # the notifier's sender loops: what a kill -9 may repeat (one each in flight)
 
 
 @dataclass
@@ -63,6 +80,9 @@ class FaultRun:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     preloaded_cases: int = 0
     quiet_after_load_s: float = 0.0  # from the load stopping to every report routed and every alert sent
+    repeats_allowed: int = 0  # notifier kill -9s x sender loops: the one send in flight of each
+    replay_new_deliveries: int = 0  # alerts that reached a receiver during the replay
+    longest_stall_s: dict[str, float] = field(default_factory=dict)  # per service:topic:partition
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +97,10 @@ class FaultRun:
             "peak_rss_mb": {k: round(v, 1) for k, v in self.peak_rss_mb.items()},
             "preloaded_cases": self.preloaded_cases,
             "quiet_after_load_s": round(self.quiet_after_load_s, 1),
+            "repeats_allowed": self.repeats_allowed,
+            "replay_new_deliveries": self.replay_new_deliveries,
+            "stall_s_per_partition": self.longest_stall_s,
+            "longest_stall_s": max(self.longest_stall_s.values(), default=0.0),
         }
 
     def problems(self) -> list[str]:
@@ -85,15 +109,85 @@ class FaultRun:
             found.append(f"replay opened {self.replay_new_cases} new cases")
         if self.replay_new_alerts:
             found.append(f"replay created {self.replay_new_alerts} new notifications")
+        if self.replay_new_deliveries:
+            found.append(f"replay delivered {self.replay_new_deliveries} alerts again")
+        if self.counts.alerts_delivered_twice > self.repeats_allowed:
+            found.append(
+                f"{self.counts.alerts_delivered_twice} alerts delivered twice at the receivers"
+                f" (kill -9 windows allow {self.repeats_allowed})"
+            )
         return found
 
 
 def schedule(plan: FaultPlan, rng: random.Random) -> list[str]:
     """The faults in a shuffled order, each service's kills spread over the run."""
     faults = [s for s in SERVICES for _ in range(plan.service_kills)]
+    faults += [f"term:{s}" for s in SERVICES for _ in range(plan.service_terms)]
     faults += ["kafka"] * plan.kafka_kills + ["postgres"] * plan.postgres_restarts
+    faults += ["smtp-outage"] * (plan.smtp_outage_seconds > 0) + ["webhook-500"] * (
+        plan.webhook_500_seconds > 0
+    )
     rng.shuffle(faults)
     return faults
+
+
+def council_for_run(folder: Path, services: ServiceSet, *, webhook_every: int) -> Path:
+    """A copy of the default council whose every `webhook_every`-th team also has a webhook channel to the
+    run's webhook server."""
+    shutil.copytree(LIVERPOOL_DIR, folder, dirs_exist_ok=True)
+    if webhook_every <= 0:
+        return folder
+    teams = folder / "teams.toml"
+    lines = teams.read_text(encoding="utf-8").splitlines()
+    team_id, seen = "", 0
+    for index, line in enumerate(lines):
+        if found := re.match(r'^id = "([^"]+)"', line):
+            team_id = found.group(1)
+            seen += 1
+        elif line.startswith("channels = [") and line.endswith("]") and team_id and seen % webhook_every == 0:
+            hook = f'{{ kind = "webhook", address = "{services.webhook_url(team_id)}" }}'
+            lines[index] = f"{line[:-1].rstrip()}, {hook}]"
+    teams.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def move_addresses(council: Path) -> None:
+    """Every team's address changes (email and webhook): a replay must still alert nobody again."""
+    teams = council / "teams.toml"
+    text = teams.read_text(encoding="utf-8")
+    teams.write_text(text.replace("@example.org", "@moved.example.org").replace("/hook/", "/hook-moved/"))
+
+
+async def _apply(
+    fault: str, plan: FaultPlan, stack: LoadtestStack, services: ServiceSet, rng: random.Random
+) -> None:
+    if fault in SERVICES:
+        await services.kill9(fault)
+        await asyncio.sleep(rng.uniform(0.5, 2.0))  # the rest of the flow carries on meanwhile
+        await services.start(fault)
+    elif fault.startswith("term:"):
+        name = fault.removeprefix("term:")
+        await services.stop(name)  # SIGTERM mid-batch: finishes what it holds, commits, publishes
+        await services.start(name)
+    elif fault == "kafka":
+        await stack.kill_kafka()
+        await asyncio.sleep(rng.uniform(1.0, 3.0))
+        await stack.start_kafka()
+        await services.wait_ready(*SERVICES, timeout=180)
+    elif fault == "smtp-outage":
+        await services.stop("smtp")
+        await asyncio.sleep(plan.smtp_outage_seconds)
+        await services.start_sink("smtp")
+    elif fault == "webhook-500":
+        services.webhook_fail_file.touch()
+        await asyncio.sleep(plan.webhook_500_seconds)
+        services.webhook_fail_file.unlink(missing_ok=True)
+    else:
+        await stack.restart_postgres()
+        await services.wait_ready(*SERVICES, timeout=180)
+
+
+_FAULT_WORDS = {"kafka": "kill -9", "postgres": "restart", "smtp-outage": "down", "webhook-500": "HTTP 500"}
 
 
 async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in one place
@@ -113,6 +207,13 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
     )
     faults_done: list[dict[str, Any]] = []
     poison: list[Sent] = []
+    council = council_for_run(
+        stack.config.logs_dir / f"{run_id}-council", services, webhook_every=plan.webhook_every
+    )
+    services.env["CASEWAY_COUNCIL_DIR"] = str(council)
+    if plan.tracing:
+        services.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{services.ports['webhook']}"
+    watch = ProgressWatch(env.bootstrap_servers, env.topic_prefix)
     try:
         if plan.preload_cases:
             db = await asyncpg.connect(env.database_url)
@@ -126,29 +227,17 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
         stop_load = asyncio.Event()
         load_task = asyncio.create_task(_steady_load(publisher, generator, plan.rate, stop_load, poison))
         started = time.monotonic()
+        watch.start()
         await asyncio.sleep(plan.gap_seconds)
         for index, fault in enumerate(schedule(plan, rng), start=1):
             t0 = time.monotonic()
-            if fault in SERVICES:
-                await services.kill9(fault)
-                await asyncio.sleep(rng.uniform(0.5, 2.0))  # the rest of the flow carries on meanwhile
-                await services.start(fault)
-            elif fault == "kafka":
-                await stack.kill_kafka()
-                await asyncio.sleep(rng.uniform(1.0, 3.0))
-                await stack.start_kafka()
-                await services.wait_ready(*SERVICES, timeout=180)
-            else:
-                await stack.restart_postgres()
-                await services.wait_ready(*SERVICES, timeout=180)
+            await _apply(fault, plan, stack, services, rng)
             took = time.monotonic() - t0
             faults_done.append(
                 {"fault": fault, "at_s": round(t0 - started, 1), "recovered_s": round(took, 1)}
             )
-            say(
-                f"  fault {index}: {fault} ({'kill -9' if fault != 'postgres' else 'restart'}),"
-                f" back in {took:.1f} s"
-            )
+            word = "SIGTERM" if fault.startswith("term:") else _FAULT_WORDS.get(fault, "kill -9")
+            say(f"  fault {index}: {fault} ({word}), back in {took:.1f} s")
             await asyncio.sleep(plan.gap_seconds)
         stop_load.set()
         await load_task
@@ -165,6 +254,7 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
         )
         quiet_after_load = time.monotonic() - load_stopped
         say(f"quiet {quiet_after_load:.0f} s after the load stopped")
+        longest_stall = await watch.stop()
         counts = await invariants.count(
             env.database_url,
             env.bootstrap_servers,
@@ -172,10 +262,15 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             publisher.sent,
             services.mail_file,
             poison=poison,
+            webhook_file=services.webhook_file,
+            council_dir=council,
         )
         say("replaying every topic from the beginning (consumer groups deleted, services restarted)")
         before = await invariants.totals(env.database_url)
+        delivered_before = len(invariants.Receipts.read(services.mail_file, services.webhook_file).all())
         await asyncio.gather(*(services.stop(name) for name in SERVICES))
+        if plan.move_addresses_before_replay:
+            move_addresses(council)
         await reset_groups(env.bootstrap_servers, env.topic_prefix)
         await services.start(*SERVICES)
         await wait_quiet(
@@ -186,6 +281,8 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             timeout=plan.quiet_timeout,
         )
         after = await invariants.totals(env.database_url)
+        delivered_after = len(invariants.Receipts.read(services.mail_file, services.webhook_file).all())
+        notifier_kills = sum(1 for f in faults_done if f["fault"] == "notifier")
         result = FaultRun(
             counts=counts,
             replay_new_cases=after[0] - before[0],
@@ -197,8 +294,12 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             peak_rss_mb=services.record_rss(),
             preloaded_cases=plan.preload_cases,
             quiet_after_load_s=quiet_after_load,
+            repeats_allowed=notifier_kills * plan.sender_workers,
+            replay_new_deliveries=delivered_after - delivered_before,
+            longest_stall_s=longest_stall,
         )
     finally:
+        await watch.stop()
         await publisher.stop()
         await services.stop_all()
         if not keep_stack:

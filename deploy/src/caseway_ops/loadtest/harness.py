@@ -5,6 +5,7 @@ to go quiet, and reading back what happened (database rows and topics)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -260,6 +261,7 @@ class Quiet:
     notifier_cases: int
     outbox: int
     pending_due: int
+    sending: int  # claimed by a sender: a send may be under way (or its sender died: due after the lease)
     lag: int
 
 
@@ -270,10 +272,12 @@ async def snapshot(db: asyncpg.Connection, bootstrap: str, prefix: str) -> Quiet
                (SELECT count(*) FROM router.reports) AS router_reports,
                (SELECT count(*) FROM router.cases) AS cases,
                (SELECT count(*) FROM notifier.cases) AS notifier_cases,
-               (SELECT count(*) FROM intake.outbox) + (SELECT count(*) FROM router.outbox)
-                 + (SELECT count(*) FROM notifier.outbox) AS outbox,
+               (SELECT count(*) FROM intake.outbox WHERE NOT headers ? 'caseway-set-aside')
+                 + (SELECT count(*) FROM router.outbox WHERE NOT headers ? 'caseway-set-aside')
+                 + (SELECT count(*) FROM notifier.outbox WHERE NOT headers ? 'caseway-set-aside') AS outbox,
                (SELECT count(*) FROM notifier.notifications
-                 WHERE status = 'pending' AND not_before <= now()) AS pending_due
+                 WHERE status = 'pending' AND not_before <= now()) AS pending_due,
+               (SELECT count(*) FROM notifier.notifications WHERE status = 'sending') AS sending
         """
     )
     if row is None:
@@ -285,7 +289,10 @@ async def wait_quiet(
     database_url: str, bootstrap: str, prefix: str, *, expect_reports: int | None, timeout: float
 ) -> Quiet:
     """Until nothing moves: every expected report in intake and routed, no lag, no outbox rows, no
-    notification due and unsent, and the same figures twice in a row."""
+    notification due and unsent nor being sent, and the same figures twice in a row.
+
+    Each condition is a positive signal (offsets committed, rows gone, claims resolved), never a fixed
+    sleep: what a caller asserts did not happen afterwards cannot still be on its way."""
     deadline = time.monotonic() + timeout
     last: Quiet | None = None
     while True:
@@ -305,6 +312,7 @@ async def wait_quiet(
                 and now.notifier_cases == now.cases
                 and now.outbox == 0
                 and now.pending_due == 0
+                and now.sending == 0
                 and now.lag == 0
             )
             if settled and now == last:
@@ -367,3 +375,68 @@ def provenance(records: Iterable[Any]) -> dict[tuple[str, int, int], str]:
                 reason = ""
         found[where] = reason
     return found
+
+
+class ProgressWatch:
+    """Samples the services' committed offsets against the partitions' ends while a run goes on, and keeps
+    per partition the longest time it had records waiting while its committed offset did not move: the
+    stall time, as a reader of the topics sees it (a kill -9 window shows here too)."""
+
+    def __init__(self, bootstrap: str, prefix: str, *, every: float = 2.0) -> None:
+        self._bootstrap = bootstrap
+        self._prefix = prefix
+        self._every = every
+        self._since: dict[str, tuple[int, float]] = {}
+        self.longest: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        return {name: round(seconds, 1) for name, seconds in sorted(self.longest.items())}
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._sample()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the broker is down on purpose at times
+                log.debug("progress_sample_failed", error=type(error).__name__)
+            await asyncio.sleep(self._every)
+
+    async def _sample(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=5_000)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await admin.start()
+        await consumer.start()
+        try:
+            now = time.monotonic()
+            for service, topics in SUBSCRIBED.items():
+                committed = await admin.list_consumer_group_offsets(f"{self._prefix}caseway-{service}")
+                partitions = [
+                    TopicPartition(f"{self._prefix}{topic}", p)
+                    for topic in topics
+                    for p in await _partitions(consumer, f"{self._prefix}{topic}")
+                ]
+                ends = await consumer.end_offsets(partitions)
+                for tp in partitions:
+                    done = committed.get(tp)
+                    offset = done.offset if done is not None and done.offset >= 0 else 0
+                    name = f"{service}:{tp.topic.removeprefix(self._prefix)}:{tp.partition}"
+                    if ends[tp] <= offset:
+                        self._since.pop(name, None)  # nothing waiting: not stalled
+                        continue
+                    last = self._since.get(name)
+                    if last is None or last[0] != offset:
+                        self._since[name] = (offset, now)
+                        continue
+                    self.longest[name] = max(self.longest.get(name, 0.0), now - last[1])
+        finally:
+            await consumer.stop()
+            await admin.close()

@@ -1,5 +1,6 @@
 """A counting SMTP sink, run as its own process so that receiving thousands of emails a second does not
-slow the harness: every message's notification key and recipient is appended to a file, one per line.
+slow the harness: every message's notification key, recipients and arrival time are appended to a file,
+one per line.
 
     python -m caseway_ops.loadtest.mailsink PORT OUTFILE
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -22,7 +24,7 @@ KEY_HEADER = "X-Caseway-Notification-Key"
 
 
 class CountingHandler:
-    """Writes ``<notification key>\\t<recipients>`` for each message received."""
+    """Writes ``<notification key>\\t<recipients>\\t<time>`` for each message received."""
 
     def __init__(self, out: IO[str]) -> None:
         self._out = out
@@ -33,20 +35,30 @@ class CountingHandler:
         raw = content.encode() if isinstance(content, str) else (content or b"")
         headers = self._parser.parsebytes(raw)
         key = (headers.get(KEY_HEADER) or "").replace("\t", " ").replace("\n", " ")
-        self._out.write(f"{key}\t{','.join(envelope.rcpt_tos)}\n")
+        self._out.write(f"{key}\t{','.join(envelope.rcpt_tos)}\t{time.time():.3f}\n")
         return "250 OK"
 
 
 def read_deliveries(path: Path) -> list[tuple[str, str]]:
     """The (notification key, recipients) pairs the sink wrote to `path`."""
+    return [(key, rcpt) for key, rcpt, _ in read_timed_deliveries(path)]
+
+
+def read_timed_deliveries(path: Path) -> list[tuple[str, str, float]]:
+    """(notification key, recipients or team, arrival time) as this sink or the webhook sink wrote them."""
     if not path.exists():
         return []
-    pairs = []
+    found = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, rcpt = line.partition("\t")
+        key, _, rest = line.partition("\t")
+        who, _, at = rest.partition("\t")
         if key:
-            pairs.append((key, rcpt))
-    return pairs
+            try:
+                when = float(at)
+            except ValueError:
+                when = 0.0
+            found.append((key, who, when))
+    return found
 
 
 async def _serve(port: int, out_path: Path) -> None:

@@ -47,12 +47,13 @@ class _Running:
 
 @dataclass
 class ServiceSet:
-    """intake, router and notifier (and the counting mail sink) with this run's environment."""
+    """intake, router and notifier (and the counting mail and webhook sinks) with this run's environment."""
 
     env: dict[str, str]
     logs_dir: Path
     run_id: str
     mail_file: Path
+    webhook_file: Path | None = None
     ports: dict[str, int] = field(default_factory=dict)
     peak_rss: dict[str, float] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
@@ -60,7 +61,17 @@ class ServiceSet:
 
     def __post_init__(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: free_port() for name in (*SERVICES, "smtp")}
+        self.ports = {name: free_port() for name in (*SERVICES, "smtp", "webhook")}
+        if self.webhook_file is None:
+            self.webhook_file = self.logs_dir / f"{self.run_id}-webhook.tsv"
+
+    @property
+    def webhook_fail_file(self) -> Path:
+        """While this file exists the webhook sink answers 500."""
+        return self.logs_dir / f"{self.run_id}-webhook.fail"
+
+    def webhook_url(self, team: str) -> str:
+        return f"http://127.0.0.1:{self.ports['webhook']}/hook/{team}"
 
     def _service_env(self, name: str) -> dict[str, str]:
         return {
@@ -70,13 +81,25 @@ class ServiceSet:
             "CASEWAY_NOTIFIER_SMTP_HOST": "127.0.0.1",
             "CASEWAY_NOTIFIER_SMTP_PORT": str(self.ports["smtp"]),
             "CASEWAY_NOTIFIER_IGNORE_HOURS": "true",
+            # A sender killed -9 leaves its claims; they are due again this long after (the default is 120 s).
+            "CASEWAY_NOTIFIER_CLAIM_LEASE_SECONDS": "15",
             "CASEWAY_LOG_FORMAT": "json",
+            **self.env,
             "CASEWAY_LOG_LEVEL": os.environ.get("CASEWAY_LOADTEST_LOG_LEVEL", "warning"),
         }
 
     def _spawn(self, name: str) -> None:
         log = (self.logs_dir / f"{self.run_id}-{name}.log").open("ab")
-        if name == "smtp":
+        if name == "webhook":
+            argv = [
+                sys.executable,
+                "-m",
+                "caseway_ops.loadtest.webhooksink",
+                str(self.ports["webhook"]),
+                str(self.webhook_file),
+                str(self.webhook_fail_file),
+            ]
+        elif name == "smtp":
             argv = [
                 sys.executable,
                 "-m",
@@ -100,6 +123,7 @@ class ServiceSet:
 
     async def start_all(self) -> None:
         self._spawn("smtp")
+        self._spawn("webhook")
         for name in SERVICES:
             self._spawn(name)
         await self.wait_ready(*SERVICES)
@@ -168,7 +192,22 @@ class ServiceSet:
             await asyncio.to_thread(running.process.wait)
         running.log.close()
 
+    async def start_sink(self, name: str) -> None:
+        """Start the mail or webhook sink again (after an outage) and wait until it takes connections."""
+        self._spawn(name)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.ports[name])
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+            else:
+                writer.close()
+                return
+
     async def stop_all(self) -> None:
         self.record_rss()
-        for name in (*SERVICES, "smtp"):
+        for name in (*SERVICES, "smtp", "webhook"):
             await self.stop(name)

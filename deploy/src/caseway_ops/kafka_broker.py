@@ -35,7 +35,7 @@ from caseway_ops.processes import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from caseway_ops.stack_config import StackConfig
@@ -204,8 +204,9 @@ def _java() -> str:
     return find_executable("java", _INSTALL_HINT)
 
 
-async def format_storage(config: StackConfig) -> str:
-    """Format the log directory once, with the cluster id kept in ``kafka/cluster-id``."""
+async def format_storage(config: StackConfig, *, extra_arguments: Sequence[str] = ()) -> str:
+    """Format the log directory once, with the cluster id kept in ``kafka/cluster-id``;
+    ``extra_arguments`` go to the storage tool (the secured broker's ``--add-scram`` credentials)."""
     if (config.kafka_data_dir / "meta.properties").is_file():
         return "already formatted"
     id_file = config.kafka_dir / "cluster-id"
@@ -227,10 +228,12 @@ async def format_storage(config: StackConfig) -> str:
         "-c",
         str(_server_properties(config)),
         "--ignore-formatted",
+        *extra_arguments,
     ]
     result = await run_command(argv, time_limit=120)
     log = config.logs_dir / "kafka-format.log"
-    log.write_text(f"$ {' '.join(argv)}\n{result.output}", encoding="utf-8")
+    shown = argv[: len(argv) - len(extra_arguments)] + (["(credentials)"] if extra_arguments else [])
+    log.write_text(f"$ {' '.join(shown)}\n{result.output}", encoding="utf-8")
     if result.returncode != 0:
         raise StackError(
             f"formatting Kafka's storage failed (exit {result.returncode}); see {log}:\n{tail(log)}"

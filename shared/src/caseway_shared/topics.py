@@ -172,3 +172,48 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 def spec(topic: Topic) -> TopicSpec:
     """The catalogue entry of `topic`."""
     return next(entry for entry in CATALOGUE if entry.topic is topic)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccess:
+    """What one service may do on the broker: the topics it reads (with its one consumer group) and the
+    topics it writes. A secured cluster grants exactly this to the service's principal, nothing more."""
+
+    service: str
+    reads: tuple[Topic, ...]
+    writes: tuple[Topic, ...]
+
+    @property
+    def principal(self) -> str:
+        """The service's Kafka user name (one per service, shared by its replicas)."""
+        return f"caseway-{self.service}"
+
+
+ACCESS: tuple[ServiceAccess, ...] = (
+    ServiceAccess(
+        "intake",
+        reads=(Topic.CONTACT_CENTRE_REPORTS, Topic.CASES),
+        writes=(
+            Topic.REPORTS_RECEIVED,
+            Topic.REPORTS_REJECTED,
+            Topic.REPORT_UPDATES,
+            Topic.DEADLETTER,
+            Topic.HEARTBEAT,
+        ),
+    ),
+    ServiceAccess(
+        "router",
+        reads=(Topic.REPORTS_RECEIVED, Topic.REPORT_UPDATES),
+        writes=(Topic.CASES, Topic.DEADLETTER, Topic.HEARTBEAT),
+    ),
+    ServiceAccess(
+        "notifier",
+        reads=(Topic.CASES,),
+        writes=(Topic.NOTIFICATIONS, Topic.DEADLETTER, Topic.HEARTBEAT),
+    ),
+)
+
+
+def access(service: str) -> ServiceAccess:
+    """The access of `service` (intake, router or notifier)."""
+    return next(entry for entry in ACCESS if entry.service == service)

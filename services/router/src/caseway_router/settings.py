@@ -15,6 +15,14 @@ class RouterSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWAY_ROUTER_", extra="ignore", populate_by_name=True)
 
     http_port: int = 8081
+    most_locks_per_transaction: int = Field(
+        default=1000,
+        ge=10,
+        description=(
+            "Advisory locks one routing transaction may hold (a batch is split to stay under it). "
+            "PostgreSQL's lock table holds max_locks_per_transaction x max_connections for the server."
+        ),
+    )
     council_dir: Path = Field(
         default=LIVERPOOL_DIR, validation_alias=AliasChoices("council_dir", "CASEWAY_COUNCIL_DIR")
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime  # noqa: TC003 - a dataclass field type
 from typing import TYPE_CHECKING, Any
@@ -198,39 +199,52 @@ class NewCase:
 
 
 async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> None:
-    await connection.executemany(
+    """One statement for the batch's new cases (set-based: no round trip or plan per row)."""
+    if not cases:
+        return
+    rows = [
+        (
+            case.case_id,
+            case.reference,
+            case.category,
+            case.family,
+            case.priority,
+            case.neighbourhood,
+            case.ward_code,
+            case.lat,
+            case.lon,
+            case.address,
+            case.summary,
+            case.description,
+            case.lead_department,
+            case.opened_at,
+            case.due_at,
+            json.dumps(list(case.flags)),  # a JSON array per case: a text[][] would be one flat array
+            case.address_key,
+            case.detail,
+            case.place_type,
+            case_cell(case.lat, case.lon) if case.lat is not None and case.lon is not None else None,
+        )
+        for case in cases
+    ]
+    await connection.execute(
         """
         INSERT INTO router.cases (case_id, reference, category, family, priority, neighbourhood, ward_code,
             lat, lon, address, summary, description, lead_department, opened_at, due_at, last_report_at,
             flags, address_key, detail, place_type, points_count, cell)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14, $16, $17, $18, $19,
-            CASE WHEN $8::float8 IS NULL THEN 0 ELSE 1 END, $20)
+        SELECT case_id, reference, category, family, priority, neighbourhood, ward_code, lat, lon, address,
+            summary, description, lead_department, opened_at, due_at, opened_at,
+            ARRAY(SELECT jsonb_array_elements_text(flags::jsonb)), address_key, detail, place_type,
+            CASE WHEN lat IS NULL THEN 0 ELSE 1 END, cell
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::float8[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[],
+            $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::text[],
+            $20::bigint[])
+            AS c (case_id, reference, category, family, priority, neighbourhood, ward_code, lat, lon, address,
+                summary, description, lead_department, opened_at, due_at, flags, address_key, detail,
+                place_type, cell)
         """,
-        [
-            (
-                case.case_id,
-                case.reference,
-                case.category,
-                case.family,
-                case.priority,
-                case.neighbourhood,
-                case.ward_code,
-                case.lat,
-                case.lon,
-                case.address,
-                case.summary,
-                case.description,
-                case.lead_department,
-                case.opened_at,
-                case.due_at,
-                list(case.flags),
-                case.address_key,
-                case.detail,
-                case.place_type,
-                case_cell(case.lat, case.lon) if case.lat is not None and case.lon is not None else None,
-            )
-            for case in cases
-        ],
+        *_columns(rows, 20),
     )
 
 
@@ -324,52 +338,72 @@ class ReportRow:
 
 
 async def insert_reports(connection: DbConnection, rows: Sequence[ReportRow]) -> None:
-    await connection.executemany(
+    """One statement for the batch's reports."""
+    if not rows:
+        return
+    values = [
+        (
+            row.report.report_id,
+            row.case_id,
+            row.report.source_system,
+            row.report.source_id,
+            row.report.received_at,
+            row.report.category,
+            row.report.place.point.lat if row.report.place.point else None,
+            row.report.place.point.lon if row.report.place.point else None,
+            row.report.place.address,
+            row.report.description,
+            row.link_score,
+            row.correlation_id,
+        )
+        for row in rows
+    ]
+    await connection.execute(
         """
         INSERT INTO router.reports (report_id, case_id, source_system, source_id, received_at, category,
             lat, lon, address, description, link_score, correlation_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+            $7::float8[], $8::float8[], $9::text[], $10::text[], $11::float8[], $12::text[])
         """,
-        [
-            (
-                row.report.report_id,
-                row.case_id,
-                row.report.source_system,
-                row.report.source_id,
-                row.report.received_at,
-                row.report.category,
-                row.report.place.point.lat if row.report.place.point else None,
-                row.report.place.point.lon if row.report.place.point else None,
-                row.report.place.address,
-                row.report.description,
-                row.link_score,
-                row.correlation_id,
-            )
-            for row in rows
-        ],
+        *_columns(values, 12),
     )
 
 
 async def insert_assignments(
     connection: DbConnection, rows: Iterable[tuple[UUID, str, str, datetime]]
 ) -> None:
-    """(case id, department, role, assigned at) rows; an existing assignment is left as it is."""
-    await connection.executemany(
+    """(case id, department, role, assigned at) rows, in one statement; an existing assignment is left as
+    it is."""
+    values = list(rows)
+    if not values:
+        return
+    await connection.execute(
         """
-        INSERT INTO router.assignments (case_id, department, role, assigned_at) VALUES ($1, $2, $3, $4)
+        INSERT INTO router.assignments (case_id, department, role, assigned_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
         ON CONFLICT DO NOTHING
         """,
-        list(rows),
+        *_columns(values, 4),
     )
 
 
 async def record_history(
     connection: DbConnection, entries: Iterable[tuple[UUID, datetime, str, str, dict[str, Any]]]
 ) -> None:
-    """Append (case id, at, actor, action, detail) entries to cases' history: who, what, when."""
-    await connection.executemany(
-        "INSERT INTO router.case_history (case_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5)",
-        list(entries),
+    """Append (case id, at, actor, action, detail) entries to cases' history, in one statement and in the
+    order given: who, what, when."""
+    values = list(entries)
+    if not values:
+        return
+    await connection.execute(
+        """
+        INSERT INTO router.case_history (case_id, at, actor, action, detail)
+        SELECT case_id, at, actor, action, detail::jsonb
+        FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
+            WITH ORDINALITY AS h (case_id, at, actor, action, detail, n)
+        ORDER BY n
+        """,
+        *_columns([(*entry[:4], json.dumps(entry[4])) for entry in values], 5),
     )
 
 

@@ -10,8 +10,11 @@ from caseway_router.domain.duplicates import (
     NewCase,
     PossibleDuplicate,
     ReportFacts,
+    Scatter,
     decide,
     normalise_address,
+    place_agreement,
+    scatter_m2,
     score,
 )
 
@@ -95,8 +98,10 @@ def test_the_same_address_links_even_without_points_and_different_addresses_do_n
 
 
 def test_a_middle_score_is_a_possible_duplicate_for_review():
-    # About 55 m away with a differing detail: not sure enough to link, too close to ignore.
-    decision = decide(_report(detail="hazardous"), [_case(metres_north=55, detail="bags")], RULES, now=NOW)
+    # 35 m from a case whose four points lie close together, with a differing detail: not sure enough to
+    # link, too close to ignore.
+    case = _case(metres_north=35, detail="bags", reports=4, spread_m2=150.0)
+    decision = decide(_report(detail="hazardous"), [case], RULES, now=NOW)
     assert isinstance(decision, PossibleDuplicate)
     assert RULES.review_threshold <= decision.score < RULES.link_threshold
 
@@ -127,3 +132,35 @@ def test_a_recently_closed_case_still_takes_reports_but_an_old_closed_one_does_n
 def test_addresses_are_compared_after_normalising_spelling():
     assert normalise_address("19 Bedford St.") == normalise_address("19 BEDFORD STREET")
     assert normalise_address("  ") is None
+
+
+def test_the_gps_error_is_learned_from_the_case_own_scatter_not_configured():
+    # Five reports scattered over tens of metres (phones with large errors) and five within a few metres:
+    # a report 50 m away joins the first, not the second. Nobody told the detector either error.
+    loose = _case(metres_north=50, reports=5, spread_m2=5 * 2 * 35.0**2)
+    tight = _case(metres_north=50, reports=5, spread_m2=5 * 2 * 4.0**2)
+    assert isinstance(decide(_report(), [loose], RULES, now=NOW), Link)
+    assert not isinstance(decide(_report(), [tight], RULES, now=NOW), Link)
+
+
+def test_a_lone_report_has_a_heavy_tail_not_a_fixed_error():
+    lone = _case(reports=1)
+    near, middle, far = (place_agreement(d, lone, RULES) for d in (5, 30, 60))
+    assert near > middle > far > 0
+    # A Gaussian with the prior's 12 m would call 60 m impossible (e^-6.25 / 2 ~ 0.002): unknown errors
+    # keep it plausible.
+    assert far > 0.02
+
+
+def test_tight_cases_nearby_sharpen_a_lone_case():
+    lone = _case(reports=1)
+    alone = place_agreement(30, lone, RULES)
+    among_tight = place_agreement(30, lone, RULES, nearby=Scatter(joins=12, spread_m2=12 * 2 * 3.0**2))
+    among_loose = place_agreement(30, lone, RULES, nearby=Scatter(joins=12, spread_m2=12 * 2 * 30.0**2))
+    assert among_tight < alone < among_loose
+
+
+def test_scatter_is_the_sum_of_squared_distances_from_the_mean():
+    assert scatter_m2([(LAT, LON)]) == 0
+    two = scatter_m2([(LAT, LON), (LAT + 10 * METRE, LON)])
+    assert abs(two - 50.0) < 0.1  # each 5 m from the mean

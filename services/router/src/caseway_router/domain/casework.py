@@ -19,6 +19,7 @@ from caseway_router.domain.duplicates import (
     PossibleDuplicate,
     ReportFacts,
     decide,
+    distance_m,
 )
 
 if TYPE_CHECKING:
@@ -133,7 +134,9 @@ def plan_batch(
         facts = item.facts
         candidates: dict[UUID, LiveCase] = {}
         for candidate, points in stored[index]:
-            case = live.setdefault(candidate.case_id, LiveCase(candidate, points))
+            case = live.setdefault(
+                candidate.case_id, LiveCase(replace(candidate, points_count=points), points)
+            )
             candidates[candidate.case_id] = case
         keys = (
             area_lock_keys(facts.family, facts.lat, facts.lon, cell_m=cell_m)
@@ -167,6 +170,7 @@ def plan_batch(
                 lon=facts.lon,
                 reports_count=1,
                 last_report_at=facts.received_at,
+                points_count=int(facts.lat is not None and facts.lon is not None),
                 address=facts.address,
                 detail=facts.detail,
                 place_type=facts.place_type,
@@ -189,14 +193,18 @@ def _grow(case: LiveCase, item: Prepared) -> None:
     """The report joins: one more report; its point moves the case's mean point."""
     old, facts = case.candidate, item.facts
     lat, lon, points = old.lat, old.lon, case.points_count
+    spread = old.spread_m2
     case.added_reports += 1
     if facts.lat is not None and facts.lon is not None:
         case.added_points += 1
         case.lat_sum += facts.lat
         case.lon_sum += facts.lon
         if lat is None or lon is None or points == 0:
-            lat, lon, points = facts.lat, facts.lon, 1
+            lat, lon, points, spread = facts.lat, facts.lon, 1, 0.0
         else:
+            # Welford: the scatter grows by d^2 n / (n + 1), d the new point's distance from the old mean.
+            d = distance_m(lat, lon, facts.lat, facts.lon)
+            spread += d * d * points / (points + 1)
             lat = lat + (facts.lat - lat) / (points + 1)
             lon = lon + (facts.lon - lon) / (points + 1)
             points += 1
@@ -209,4 +217,6 @@ def _grow(case: LiveCase, item: Prepared) -> None:
         reports_count=old.reports_count + 1,
         last_report_at=max(old.last_report_at, facts.received_at),
         address=old.address or facts.address,
+        points_count=points,
+        spread_m2=spread,
     )

@@ -69,8 +69,13 @@ class DuplicateRules:
     window_hours: float
     link_threshold: float = 0.03
     review_threshold: float = 0.005
-    location_sigma_m: float = 15.0
+    # A first guess of the GPS error (metres per axis), held weakly: worth `location_prior_points` points'
+    # scatter. The reports' own scatter near the place soon outweighs it (see `place_agreement`).
+    location_sigma_m: float = 12.0
     closed_window_hours: float = 72.0
+    location_prior_points: float = 1.5
+    # Whether the scatter of the other candidate cases near a report counts as evidence of the error there.
+    pool_nearby: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,11 @@ class CandidateCase:
     place_type: str | None = None
     text: str | None = None
     closed_at: datetime | None = None
+    # How many of its reports had a point (None: take reports_count) and their scatter: the sum of squared
+    # distances of those points from their mean, in m^2 (0 for one point). The scatter says how large the
+    # GPS error of reports at this place is.
+    points_count: int | None = None
+    spread_m2: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +151,17 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+def scatter_m2(points: Iterable[tuple[float, float]]) -> float:
+    """The sum of squared distances (m^2) of (lat, lon) points from their mean: a case's `spread_m2`,
+    from its reports' points as stored."""
+    located = list(points)
+    if len(located) < 2:  # noqa: PLR2004 - one point has no scatter
+        return 0.0
+    lat = sum(p[0] for p in located) / len(located)
+    lon = sum(p[1] for p in located) / len(located)
+    return sum(distance_m(lat, lon, p[0], p[1]) ** 2 for p in located)
+
+
 def normalise_address(address: str | None) -> str | None:
     """Lower case, words only, common abbreviations spelled out; None when nothing is left."""
     if not address:
@@ -155,7 +176,9 @@ def _same(a: str | None, b: str | None, *, differ: float) -> float:
     return 1.0 if a.strip().lower() == b.strip().lower() else differ
 
 
-def _place_factor(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules) -> float:
+def _place_factor(
+    report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules, nearby: Scatter | None
+) -> float:
     mine, theirs = normalise_address(report.address), normalise_address(candidate.address)
     same_address = mine is not None and mine == theirs
     if (
@@ -167,8 +190,7 @@ def _place_factor(report: ReportFacts, candidate: CandidateCase, rules: Duplicat
         d = distance_m(report.lat, report.lon, candidate.lat, candidate.lon)
         if d > rules.radius_m and not same_address:
             return 0.0
-        spread = rules.location_sigma_m**2 * (1 + 1 / max(1, candidate.reports_count))
-        place = math.exp(-(d * d) / (2 * spread))
+        place = place_agreement(d, candidate, rules, nearby=nearby)
     elif same_address:
         place = 1.0
     else:
@@ -180,6 +202,44 @@ def _place_factor(report: ReportFacts, candidate: CandidateCase, rules: Duplicat
         # Two different addresses at one geocoded point are usually two doors of one street.
         return place * 0.02
     return place
+
+
+@dataclass(frozen=True, slots=True)
+class Scatter:
+    """Evidence about the GPS error at a place: `joins` displacements of points from the mean of the
+    points before them, whose squared lengths (scaled by n / (n + 1)) sum to `spread_m2`."""
+
+    joins: float = 0.0
+    spread_m2: float = 0.0
+
+    def __add__(self, other: Scatter) -> Scatter:
+        return Scatter(self.joins + other.joins, self.spread_m2 + other.spread_m2)
+
+
+def case_scatter(candidate: CandidateCase) -> Scatter:
+    points = candidate.points_count if candidate.points_count is not None else candidate.reports_count
+    return Scatter(max(0, points - 1), candidate.spread_m2)
+
+
+def place_agreement(
+    distance: float, candidate: CandidateCase, rules: DuplicateRules, *, nearby: Scatter | None = None
+) -> float:
+    """The chance that a new report of this case's problem lies at least `distance` from the case's mean
+    point, when the GPS error sigma is not known.
+
+    For a known sigma it is the chi-square (2 degrees of freedom) tail exp(-d^2 / (2 sigma^2 (1 + 1/n)))
+    (the report's error and that of the mean of n points). Sigma^2 is not known: it gets an inverse-gamma
+    belief, a weak prior (`location_prior_points` points at `location_sigma_m`) updated by the scatter of
+    the case's own points and, with `nearby`, of the other cases near it (Welford: each join of a point to n
+    adds a Rayleigh displacement of scale sigma * sqrt(1 + 1/n)). Averaged over that belief the tail is
+    (1 + d^2 / (2 (1 + 1/n) b))^-a, with a = prior points + joins and b = prior points * sigma0^2 +
+    spread / 2: a heavy tail while little is known, as sharp as the data once a place has reports."""
+    points = candidate.points_count if candidate.points_count is not None else candidate.reports_count
+    n = max(1, points)
+    evidence = case_scatter(candidate) + (nearby or Scatter())
+    a = rules.location_prior_points + evidence.joins
+    b = rules.location_prior_points * rules.location_sigma_m**2 + evidence.spread_m2 / 2
+    return float((1 + distance * distance / (2 * (1 + 1 / n) * b)) ** -a)
 
 
 def _time_factor(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules) -> float:
@@ -197,8 +257,16 @@ def _time_factor(report: ReportFacts, candidate: CandidateCase, rules: Duplicate
     return fading * closed
 
 
-def score(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules, *, now: datetime) -> float:
-    """How likely `candidate` is the same problem as `report`, in [0, 1]; 0 when it cannot be.
+def score(
+    report: ReportFacts,
+    candidate: CandidateCase,
+    rules: DuplicateRules,
+    *,
+    now: datetime,
+    nearby: Scatter | None = None,
+) -> float:
+    """How likely `candidate` is the same problem as `report`, in [0, 1]; 0 when it cannot be. `nearby` is
+    what the other cases around say about the GPS error there (see `place_agreement`).
 
     Times are the report's own (`received_at`), not `now`, so replaying old reports gives the same
     answers; `now` is kept in the signature for rules that will need the clock.
@@ -206,7 +274,7 @@ def score(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules, 
     del now
     if report.family != candidate.family:
         return 0.0
-    place = _place_factor(report, candidate, rules)
+    place = _place_factor(report, candidate, rules, nearby)
     if place <= 0:
         return 0.0
     time = _time_factor(report, candidate, rules)
@@ -232,11 +300,20 @@ def decide(
     once (the "rich get richer" prior of clustering). Ties go to the older reference, so replicas and
     replays agree.
     """
+    found = list(candidates)
+    # The scatter of every candidate's points: reports near here carry errors of one kind of phone and sky.
+    pooled = Scatter()
+    if rules.pool_nearby:
+        for candidate in found:
+            if candidate.family == report.family and candidate.lat is not None:
+                pooled += case_scatter(candidate)
     best: CandidateCase | None = None
     best_score = 0.0
     best_key = (0.0, "")
-    for candidate in candidates:
-        value = score(report, candidate, rules, now=now)
+    for candidate in found:
+        own = case_scatter(candidate)
+        others = Scatter(pooled.joins - own.joins, pooled.spread_m2 - own.spread_m2)
+        value = score(report, candidate, rules, now=now, nearby=others if rules.pool_nearby else None)
         if value <= 0:
             continue
         key = (value * max(1, candidate.reports_count), _reverse(candidate.reference))

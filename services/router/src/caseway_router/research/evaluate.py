@@ -46,7 +46,13 @@ from zoneinfo import ZoneInfo
 
 from caseway_router.domain.areas import case_cell, cells_within
 from caseway_router.domain.casework import Joined, Opened, Prepared, plan_batch, report_facts
-from caseway_router.domain.duplicates import CandidateCase, DuplicateRules, distance_m, normalise_address
+from caseway_router.domain.duplicates import (
+    CandidateCase,
+    DuplicateRules,
+    distance_m,
+    normalise_address,
+    scatter_m2,
+)
 from caseway_router.domain.places import Placement
 from caseway_router.domain.routing import Route
 from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
@@ -62,7 +68,7 @@ ORACLE_RADII_M: tuple[float, ...] = tuple(float(r) for r in range(5, 255, 5))
 FIXMYSTREET_RADIUS_M = 250.0
 # NYC's categories are not a council's: one rule for all of them, as a council would configure a category.
 # The radius bounds the search only; the detector's score decides (it is not told the GPS error).
-NYC_RULES = DuplicateRules(radius_m=75, window_hours=168)
+NYC_RULES = DuplicateRules(radius_m=120, window_hours=168)
 DEFAULT_BATCH = 10
 _NYC_LAND_TYPE_LENGTH = 32  # Place.land_type's limit
 
@@ -234,6 +240,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.rows: dict[UUID, _Row] = {}
+        self._points: dict[int, tuple[float, float]] = {}
         self._by_cell: dict[tuple[str, int], set[UUID]] = defaultdict(set)
         self._by_address: dict[tuple[str, str], set[UUID]] = defaultdict(set)
 
@@ -255,8 +262,15 @@ class MemoryStore:
         if item.address_key:
             for case_id in self._by_address.get((facts.family, item.address_key), ()):
                 found[case_id] = self.rows[case_id]
+        # The scatter of a case's points comes from its reports' points, as `adapters.spreads` reads it.
         return [
-            (row.candidate, row.points_count)
+            (
+                replace(
+                    row.candidate,
+                    spread_m2=scatter_m2(self._points[i] for i in row.members if i in self._points),
+                ),
+                row.points_count,
+            )
             for row in found.values()
             if row.candidate.last_report_at.timestamp() >= since
         ]
@@ -296,6 +310,9 @@ class MemoryStore:
         reviews = 0
         for outcome in plan.outcomes:
             index = int(outcome.item.report.source_id)
+            facts = outcome.item.facts
+            if facts.lat is not None and facts.lon is not None:
+                self._points[index] = (facts.lat, facts.lon)
             self.rows[outcome.case.candidate.case_id].members.append(index)
             if isinstance(outcome, Opened) and outcome.possible is not None:
                 reviews += 1

@@ -18,7 +18,7 @@ import structlog
 from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from caseway_router.adapters import store
+from caseway_router.adapters import spreads, store
 from caseway_router.domain.areas import address_lock_key, area_lock_keys, lock_chunks
 from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch, report_facts
 from caseway_router.domain.duplicates import DuplicateRules, normalise_address
@@ -157,8 +157,17 @@ class RouterService:
         closed_since = now - timedelta(hours=self._council.duplicate_closed_window_hours)
         with self._search_seconds.time():
             found = iter(await store.find_candidates(connection, queries, closed_since=closed_since))
+        found_lists = [next(found) if search else [] for search in searchable]
+        # Duplicate detection learns the GPS error from how far each case's reports lie from its mean.
+        scatter = await spreads.case_spreads(
+            connection, (c.candidate.case_id for f in found_lists for c in f)
+        )
         stored = [
-            [(c.candidate, c.points_count) for c in next(found)] if search else [] for search in searchable
+            [
+                (replace(c.candidate, spread_m2=scatter.get(c.candidate.case_id, 0.0)), c.points_count)
+                for c in f
+            ]
+            for f in found_lists
         ]
         plan = plan_batch(
             items, stored, new_case_id=[uuid.uuid4() for _ in items], cell_m=self._cell_m, now=now

@@ -29,7 +29,7 @@ from caseway_ops.database import (
 from caseway_ops.errors import StackError
 from caseway_ops.kafka_topics import TopicsReport, create_topics, delete_topics, existing_topics
 from caseway_ops.processes import file_lock, port_is_open
-from caseway_ops.stack_config import StackConfig
+from caseway_ops.stack_config import DB_USER, StackConfig
 from caseway_ops.steps import StepReporter, Steps, StepTiming
 
 if TYPE_CHECKING:
@@ -57,6 +57,24 @@ __all__ = [
 ]
 
 EXTERNAL_READY_TIMEOUT = 30.0
+SERVICE_ROLES = ("caseway_intake", "caseway_router", "caseway_notifier")
+
+
+async def ensure_service_roles(config: StackConfig) -> str:
+    """One NOLOGIN role per service (migration 0011 grants each its own schema), made by the local
+    server's superuser, each granted to the application's role so that it may act as them (SET ROLE,
+    CASEWAY_<SERVICE>_DATABASE_ROLE). On a production server an administrator does the same."""
+    conn = await postgres_server._superuser_connection(config, "postgres")  # noqa: SLF001
+    created: list[str] = []
+    try:
+        for role in SERVICE_ROLES:
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f"CREATE ROLE {role} NOLOGIN")
+                created.append(role)
+            await conn.execute(f"GRANT {role} TO {DB_USER}")
+    finally:
+        await conn.close()
+    return f"created {', '.join(created)}" if created else "present"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +169,8 @@ async def _ensure_postgres(config: StackConfig, steps: Steps, started: list[str]
             started.append("postgres")
     with steps.step("postgres: roles") as step:
         step.detail = await postgres_server.ensure_roles(config)
+    with steps.step("postgres: service roles") as step:
+        step.detail = await ensure_service_roles(config)
     with steps.step("postgres: ready") as step:
         step.detail = await postgres_server.wait_ready(config.database_url)
 

@@ -48,6 +48,18 @@ def connect_options(settings: ServiceSettings) -> dict[str, Any]:
     return {} if argument is None else {"ssl": argument}
 
 
+def server_settings(settings: ServiceSettings, *, application_name: str) -> dict[str, str]:
+    """Startup parameters of every connection: its name, the statement timeout, and the service's role
+    when one is configured (the server then checks every statement against that role's rights)."""
+    values = {
+        "application_name": application_name,
+        "statement_timeout": str(round(settings.database_statement_timeout_seconds * 1000)),
+    }
+    if settings.database_role:
+        values["role"] = settings.database_role
+    return values
+
+
 async def create_pool(settings: ServiceSettings, *, application_name: str) -> asyncpg.Pool:
     """A connection pool for one service; the caller closes it."""
     pool = await asyncpg.create_pool(
@@ -55,10 +67,7 @@ async def create_pool(settings: ServiceSettings, *, application_name: str) -> as
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         init=_init_connection,
-        server_settings={
-            "application_name": application_name,
-            "statement_timeout": str(round(settings.database_statement_timeout_seconds * 1000)),
-        },
+        server_settings=server_settings(settings, application_name=application_name),
         # A statement the server has not answered this long after its own timeout means the server (or the
         # way to it) is gone: TimeoutError, an infrastructure error, retried until it is back.
         command_timeout=settings.database_statement_timeout_seconds + 20,

@@ -96,6 +96,14 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL), validation_alias=_shared("DATABASE_URL")
     )
+    database_role: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description=(
+            "PostgreSQL role the service acts as (SET ROLE at connect, e.g. caseway_router): its rights "
+            "are its own schema's only. The login in DATABASE_URL must be a member of it."
+        ),
+    )
     database_pool_min: int = Field(default=1, ge=1)
     database_pool_max: int = Field(default=10, ge=1)
     database_statement_timeout_seconds: float = Field(

@@ -269,8 +269,8 @@ async def snapshot(db: asyncpg.Connection, bootstrap: str, prefix: str) -> Quiet
     row = await db.fetchrow(
         """
         SELECT (SELECT count(*) FROM intake.reports) AS intake_reports,
-               (SELECT count(*) FROM router.reports) AS router_reports,
-               (SELECT count(*) FROM router.cases) AS cases,
+               (SELECT count(*) FROM router.reports WHERE source_system <> 'preload') AS router_reports,
+               (SELECT count(*) FROM router.cases WHERE reference NOT LIKE 'PRE-%') AS cases,
                (SELECT count(*) FROM notifier.cases) AS notifier_cases,
                (SELECT count(*) FROM intake.outbox WHERE NOT headers ? 'caseway-set-aside')
                  + (SELECT count(*) FROM router.outbox WHERE NOT headers ? 'caseway-set-aside')

@@ -164,3 +164,16 @@ def test_scatter_is_the_sum_of_squared_distances_from_the_mean():
     assert scatter_m2([(LAT, LON)]) == 0
     two = scatter_m2([(LAT, LON), (LAT + 10 * METRE, LON)])
     assert abs(two - 50.0) < 0.1  # each 5 m from the mean
+
+
+def test_a_stated_accuracy_sets_how_far_a_report_may_lie_from_the_case():
+    case = _case(metres_north=40, reports=1)
+    precise = score(_report(accuracy_m=5.0), case, RULES, now=NOW)
+    unknown = score(_report(), case, RULES, now=NOW)
+    rough = score(_report(accuracy_m=60.0), case, RULES, now=NOW)
+    assert precise < unknown < rough
+    assert not isinstance(
+        decide(_report(accuracy_m=5.0), [_case(metres_north=40, reports=3)], RULES, now=NOW), Link
+    )
+    assert isinstance(decide(_report(accuracy_m=60.0), [case], RULES, now=NOW), Link)
+    assert isinstance(decide(_report(accuracy_m=5.0), [_case(metres_north=4)], RULES, now=NOW), Link)

@@ -46,6 +46,14 @@ class ReportLocation(BaseModel):
 
     lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84 latitude.")
     lon: float | None = Field(default=None, ge=-180, le=180, description="WGS84 longitude.")
+    accuracy_m: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        description="How far off the coordinates may be, in metres: the radius of 68% confidence, as phones"
+        " report it (Android's getAccuracy, the W3C Geolocation accuracy).",
+        examples=[12.0],
+    )
     address: str | None = Field(
         default=None,
         min_length=1,

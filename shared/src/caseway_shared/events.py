@@ -44,6 +44,11 @@ class Place(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     point: GeoPoint | None = None
+    accuracy_m: float | None = Field(
+        default=None,
+        gt=0,
+        description="How far off the point may be, in metres (68% confidence radius), where the sender knew.",
+    )
     address: str | None = Field(default=None, max_length=500)
     postcode: str | None = Field(default=None, max_length=10)
     uprn: str | None = Field(default=None, max_length=12, description="Unique Property Reference Number.")

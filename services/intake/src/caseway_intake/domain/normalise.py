@@ -60,6 +60,7 @@ def normalise(
         category_text=report.category_text,
         place=Place(
             point=point,
+            accuracy_m=location.accuracy_m if point is not None else None,
             address=location.address,
             postcode=location.postcode.upper() if location.postcode else None,
             uprn=location.uprn,

@@ -108,6 +108,7 @@ def report_facts(report: ReportReceived, *, category: str, family: str) -> Repor
         detail=report.category_text,
         place_type=report.place.land_type,
         text=report.description,
+        accuracy_m=report.place.accuracy_m,
     )
 
 

@@ -91,6 +91,8 @@ class ReportFacts:
     detail: str | None = None
     place_type: str | None = None
     text: str | None = None
+    # How far off the point may be (metres, 68% confidence radius), when the sender said.
+    accuracy_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +192,10 @@ def _place_factor(
         d = distance_m(report.lat, report.lon, candidate.lat, candidate.lon)
         if d > rules.radius_m and not same_address:
             return 0.0
-        place = place_agreement(d, candidate, rules, nearby=nearby)
+        if report.accuracy_m is not None:
+            place = place_with_accuracy(d, report.accuracy_m, candidate, rules, nearby=nearby)
+        else:
+            place = place_agreement(d, candidate, rules, nearby=nearby)
     elif same_address:
         place = 1.0
     else:
@@ -240,6 +245,32 @@ def place_agreement(
     a = rules.location_prior_points + evidence.joins
     b = rules.location_prior_points * rules.location_sigma_m**2 + evidence.spread_m2 / 2
     return float((1 + distance * distance / (2 * (1 + 1 / n) * b)) ** -a)
+
+
+# A 68% confidence radius is 1.515 standard deviations per axis (the Rayleigh quantile sqrt(-2 ln 0.32)).
+_ACCURACY_PER_SIGMA = 1.515
+
+
+def place_with_accuracy(
+    distance: float,
+    accuracy_m: float,
+    candidate: CandidateCase,
+    rules: DuplicateRules,
+    *,
+    nearby: Scatter | None = None,
+) -> float:
+    """`place_agreement` when the new report says how accurate its point is: its own error is then known
+    (sigma_r = accuracy / 1.515 per axis) and only the case's mean carries the learned error, sigma^2 / n
+    (sigma^2 taken at its belief's mean, b / a). A precise point near the case is strong evidence; a point
+    whose sender says it may be 100 m off is judged with that error, so the distance at which it still
+    links follows the accuracy (and a case is never a candidate beyond `radius_m`)."""
+    points = candidate.points_count if candidate.points_count is not None else candidate.reports_count
+    n = max(1, points)
+    evidence = case_scatter(candidate) + (nearby or Scatter())
+    a = rules.location_prior_points + evidence.joins
+    b = rules.location_prior_points * rules.location_sigma_m**2 + evidence.spread_m2 / 2
+    variance = (accuracy_m / _ACCURACY_PER_SIGMA) ** 2 + (b / a) / n
+    return math.exp(-(distance * distance) / (2 * variance))
 
 
 def _time_factor(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules) -> float:

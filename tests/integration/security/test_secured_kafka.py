@@ -60,8 +60,8 @@ async def _read_one(secured, user: str, topic: str, group: str) -> bytes:
         request_timeout_ms=10_000,
         **options,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         async with asyncio.timeout(30):
             record = await consumer.getone()
         await consumer.commit()
@@ -90,8 +90,8 @@ async def _try_to_read(secured, user: str, topic: str) -> tuple[int, list[bytes]
         request_timeout_ms=10_000,
         **secured.client_options(user),
     )
-    await consumer.start()
     try:
+        await consumer.start()
         batches = await consumer.getmany(timeout_ms=5000)
         read = [bytes(r.value) for records in batches.values() for r in records]
         await consumer.commit({TopicPartition(topic, 0): 1})

@@ -11,6 +11,8 @@ import random
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from caseway_ops.loadtest.places import wards_from_geojson
 from caseway_router.adapters import store
 from caseway_router.entrypoints.app import create_app
@@ -79,3 +81,56 @@ async def test_a_large_scattered_batch_is_routed_in_transactions_of_bounded_lock
     assert routed == 500
     assert sum(taken[: len(taken) // 2]) > 300, "the batch wanted more locks than the budget"
     assert max(taken) <= 300
+
+
+async def test_reports_joining_a_case_opened_in_the_same_batch_are_counted(infra, db):
+    """Two residents report one problem seconds apart, in one batch: one case, and it says two reports
+    (it used to say one: only cases stored before the batch had their count written)."""
+    settings = RouterSettings(
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        topic_prefix=infra.topic_prefix,
+        database_url=infra.database_url,
+        instance_id="count-test",
+        log_level="warning",
+    )
+    now = datetime.now(UTC)
+    source = f"count-{uuid.uuid4().hex[:8]}"
+    records = []
+    for offset, lat in enumerate((53.40452, 53.40455, 53.40451)):
+        report = ReportReceived(
+            occurred_at=now,
+            report_id=uuid.uuid4(),
+            source_system=source,
+            source_id=str(offset),
+            channel=Channel.APP,
+            received_at=now,
+            category="graffiti",
+            place=Place(point=GeoPoint(lat=lat, lon=-2.98321)),
+            description="graffiti on the wall",
+        )
+        records.append(
+            Record(
+                topic="reports",
+                partition=0,
+                offset=offset,
+                key=str(report.report_id).encode(),
+                value=report.model_dump_json().encode(),
+                headers={},
+                timestamp_ms=0,
+            )
+        )
+    app = create_app(settings)
+    async with app.state.runtime.lifespan():
+        await app.state.router.handle_reports_batch(records)
+    rows = await db.fetch(
+        "SELECT c.case_id, c.reports_count, c.points_count, c.lat,"
+        " (SELECT count(*) FROM router.reports r WHERE r.case_id = c.case_id) AS linked"
+        " FROM router.cases c WHERE c.case_id IN"
+        " (SELECT case_id FROM router.reports WHERE source_system = $1)",
+        source,
+    )
+    assert len(rows) == 1
+    assert rows[0]["linked"] == 3
+    assert rows[0]["reports_count"] == 3
+    assert rows[0]["points_count"] == 3
+    assert rows[0]["lat"] == pytest.approx((53.40452 + 53.40455 + 53.40451) / 3)

@@ -330,8 +330,9 @@ class _Writes:
                     f"may be the same problem as {self.reference(other)} (score {score:.3f})",
                 )
             )
-        point = report.place.point
         summary = _summary(self._service_category_name(route.category), placement, report)
+        # The case as the whole batch left it: later reports of the batch may have joined it already.
+        grown = outcome.case.candidate
         self.cases.append(
             store.NewCase(
                 case_id=case_id,
@@ -341,10 +342,10 @@ class _Writes:
                 priority=route.priority,
                 neighbourhood=placement.neighbourhood,
                 ward_code=placement.ward_code,
-                lat=point.lat if point else None,
-                lon=point.lon if point else None,
-                address=report.place.address,
-                address_key=item.address_key,
+                lat=grown.lat,
+                lon=grown.lon,
+                address=grown.address,
+                address_key=normalise_address(grown.address),
                 detail=report.category_text,
                 place_type=report.place.land_type,
                 summary=summary,
@@ -353,6 +354,9 @@ class _Writes:
                 opened_at=now,
                 due_at=route.due_at,
                 flags=tuple(flag for flag, _ in flags),
+                reports_count=grown.reports_count,
+                points_count=outcome.case.points_count,
+                last_report_at=grown.last_report_at,
             )
         )
         self.reports.append(store.ReportRow(report, case_id, None, item.correlation_id))

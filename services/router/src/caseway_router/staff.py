@@ -484,6 +484,9 @@ class StaffDesk:
                         opened_at=now,
                         due_at=case.due_at,
                         flags=(),
+                        reports_count=1,
+                        points_count=int(report.lat is not None),
+                        last_report_at=now,
                     )
                 ],
             )

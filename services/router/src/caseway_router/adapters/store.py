@@ -196,6 +196,10 @@ class NewCase:
     opened_at: datetime
     due_at: datetime | None
     flags: tuple[str, ...]
+    # After the whole batch: reports of the same batch that joined the case are counted in.
+    reports_count: int
+    points_count: int
+    last_report_at: datetime
 
 
 async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> None:
@@ -224,6 +228,9 @@ async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> No
             case.detail,
             case.place_type,
             case_cell(case.lat, case.lon) if case.lat is not None and case.lon is not None else None,
+            case.reports_count,
+            case.points_count,
+            case.last_report_at,
         )
         for case in cases
     ]
@@ -231,20 +238,20 @@ async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> No
         """
         INSERT INTO router.cases (case_id, reference, category, family, priority, neighbourhood, ward_code,
             lat, lon, address, summary, description, lead_department, opened_at, due_at, last_report_at,
-            flags, address_key, detail, place_type, points_count, cell)
+            flags, address_key, detail, place_type, points_count, cell, reports_count)
         SELECT case_id, reference, category, family, priority, neighbourhood, ward_code, lat, lon, address,
-            summary, description, lead_department, opened_at, due_at, opened_at,
+            summary, description, lead_department, opened_at, due_at, last_report_at,
             ARRAY(SELECT jsonb_array_elements_text(flags::jsonb)), address_key, detail, place_type,
-            CASE WHEN lat IS NULL THEN 0 ELSE 1 END, cell
+            points_count, cell, reports_count
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::float8[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[],
             $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::text[],
-            $20::bigint[])
+            $20::bigint[], $21::int[], $22::int[], $23::timestamptz[])
             AS c (case_id, reference, category, family, priority, neighbourhood, ward_code, lat, lon, address,
                 summary, description, lead_department, opened_at, due_at, flags, address_key, detail,
-                place_type, cell)
+                place_type, cell, reports_count, points_count, last_report_at)
         """,
-        *_columns(rows, 20),
+        *_columns(rows, 23),
     )
 
 

@@ -104,6 +104,8 @@ def draw_map(
     if not lons:
         return ""
     project, height = _projection(lons, lats, width, pad=12)
+    # Labels and marks keep their size on the screen when a wide map is shown scaled down to its column.
+    unit = max(1.0, width / 480)
     overdue = sum(1 for m in marks if m.overdue)
     description = (
         f"{len(areas)} ward{'s' if len(areas) != 1 else ''} outlined; {len(marks)} "
@@ -131,12 +133,14 @@ def draw_map(
             x = sum(project(lon, lat)[0] for lon, lat in outer) / len(outer)
             y = sum(project(lon, lat)[1] for lon, lat in outer) / len(outer)
             parts.append(
-                f'<text x="{x:.1f}" y="{y:.1f}" font-size="11" text-anchor="middle" fill="#26323d" '
+                f'<text x="{x:.1f}" y="{y:.1f}" font-size="{round(13 * unit)}" text-anchor="middle" '
+                f'fill="#26323d" '
+                f'stroke="#ffffff" stroke-width="3" paint-order="stroke" stroke-linejoin="round" '
                 f'font-family="sans-serif" aria-hidden="true">{escape(area.name)}</text>'
             )
     for mark in sorted(marks, key=lambda m: (m.emphasis, m.overdue)):
         x, y = project(mark.lon, mark.lat)
-        size = 7 if mark.emphasis else 5
+        size = round((8 if mark.emphasis else 6) * unit)
         if mark.overdue:
             shape = (
                 f'<rect x="{x - size}" y="{y - size}" width="{2 * size}" height="{2 * size}" '
@@ -148,6 +152,8 @@ def draw_map(
             )
         inner = f"<title>{escape(mark.title)}</title>{shape}"
         if mark.href:
+            # A target a finger or an unsteady hand can hit (24 px across at least), drawn invisibly.
+            inner += f'<circle cx="{x}" cy="{y}" r="{round(14 * unit)}" fill="transparent"/>'
             parts.append(f'<a href="{escape(mark.href)}" aria-label="{escape(mark.title)}">{inner}</a>')
         else:
             parts.append(f"<g>{inner}</g>")

@@ -26,12 +26,15 @@ test: setup
 test-unit: setup
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
-## lint: formatting, ruff, mypy (strict) and the import contract; `make format` applies the formatting.
+## lint: formatting, ruff, mypy (strict), the import contract, and deploy/ validated offline (hadolint on the
+## Dockerfile, the Compose schema, the Kustomize renders against Kubernetes and Strimzi schemas);
+## `make format` applies the formatting.
 lint:
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
 	$(RUN) mypy
 	$(RUN) lint-imports
+	$(RUN) python -m caseway_ops.deploy_lint
 
 format:
 	$(RUN) ruff format .

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from caseway_ops.commands import asyncapi, case, demo, dlq, notifications, services, stack, tail, topics
+from caseway_ops.commands import asyncapi, case, demo, dlq, k8s, notifications, services, stack, tail, topics
 from caseway_ops.loadtest import commands as loadtest
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command()(topics.topics)
 app.command()(tail.tail)
 app.command()(demo.demo)
 app.command()(asyncapi.asyncapi)
+app.command()(k8s.k8s)
 app.command()(loadtest.bench)
 app.command()(loadtest.faults)
 app.command()(loadtest.fuzz)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -170,3 +171,44 @@ def test_the_image_health_check_finds_the_service_the_container_runs(tmp_path):
     assert healthcheck.running_service(tmp_path) == "caseway-router"
     (tmp_path / "1" / "cmdline").write_bytes(b"caseway\0stack\0up\0")
     assert healthcheck.running_service(tmp_path) is None
+
+
+def _environment(container: dict, config: dict, secrets: dict) -> dict[str, str]:
+    """A container's environment as Kubernetes would give it (secrets from the placeholders)."""
+    environment = dict(config["data"])
+    for variable in container["env"]:
+        source = variable.get("valueFrom") or {}
+        if "secretKeyRef" in source:
+            reference = source["secretKeyRef"]
+            # Strimzi makes the KafkaUser's Secret; the others are the base's placeholders.
+            environment[variable["name"]] = secrets.get(reference["name"], {}).get(
+                reference["key"], "generated"
+            )
+        elif "fieldRef" in source:
+            environment[variable["name"]] = "caseway-pod-0"
+        else:
+            environment[variable["name"]] = variable["value"]
+    return environment
+
+
+def test_each_deployment_starts_under_the_production_profile(monkeypatch):
+    config = yaml.safe_load((BASE / "config.yaml").read_text())
+    secrets = {
+        d["metadata"]["name"]: d["stringData"]
+        for d in yaml.safe_load_all((BASE / "secrets.yaml").read_text())
+    }
+    for service, settings_class in deploy_lint.SETTINGS.items():
+        short = service.removeprefix("caseway-")
+        documents = list(yaml.safe_load_all((BASE / f"{short}.yaml").read_text()))
+        deployment = next(d for d in documents if d["kind"] == "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        environment = _environment(container, config, secrets)
+        for name in [n for n in os.environ if n.startswith(("CASEWAY_", "KAFKA_", "DATABASE_"))]:
+            monkeypatch.delenv(name)
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        settings = settings_class()  # CASEWAY_ENV=production: raises naming every problem
+        assert settings.environment == "production"
+        assert settings.kafka_sasl_username == service
+        assert settings.http_host == "0.0.0.0"  # noqa: S104 - a container listens on its pod's address
+        assert settings.database_role == f"caseway_{short}"

@@ -39,6 +39,7 @@ from caseway_shared.events import (
     GeoPoint,
     ReportLinked,
     ReportUnlinked,
+    ResidentUpdateReceived,
 )
 from caseway_shared.outbox import OutboxMessage
 from caseway_shared.topics import Topic
@@ -80,6 +81,10 @@ class Forbidden(StaffError):
 
 class Conflict(StaffError):
     status = 409
+
+
+class NotYetRouted(Exception):
+    """A resident's update arrived before its report's case exists here: tried again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,31 +342,56 @@ class StaffDesk:
             raise StaffError("a note is internal or public")
         async with self._unit_of_work() as work:
             case, _ = await self._locked(work, member, reference)
-            now = self._clock()
-            body = mask_contact_details(text)  # nobody's contact details are kept in a note
-            note_id = await work.repositories.add_note(
-                case.case_id, at=now, actor=member.id, visibility=visibility, body=body
-            )
-            await work.repositories.record_history(
-                case.case_id,
-                at=now,
-                actor=member.id,
-                action="note-added",
-                detail={"note_id": note_id, "visibility": visibility},
-            )
-            self._publish(
-                work,
-                case,
-                CaseNoteAdded(
-                    occurred_at=now,
-                    case_id=case.case_id,
-                    reference=case.reference,
-                    note_id=note_id,
-                    visibility="public" if visibility == "public" else "internal",
-                    text=body if visibility == "public" else None,
-                    actor=member.id,
-                ),
-            )
+            await self._write_note(work, case, actor=member.id, visibility=visibility, text=text)
+
+    async def resident_update(self, update: ResidentUpdateReceived) -> str:
+        """A resident's comment or reopening from an Open311 front end (reports.updates.v1, via intake).
+
+        The case is the report's case now (found by report id, so a report merged into another case since
+        intake heard of it reaches the case that carries on; `case_id` when the report is not known here).
+        A comment becomes a public note, written and masked as staff notes are, by the resident's channel
+        (`resident:<source system>`); a reopening reopens a closed case (CaseStatusChanged to open) and its
+        words, if any, become a public note too. Once per update id, in one unit of work with the changes:
+        a redelivery or a replay changes nothing. Returns what was done.
+        """
+        text = update.description.strip()[:NOTE_LIMIT]
+        async with self._unit_of_work() as work:
+            files, now = work.repositories, self._clock()
+            if not await files.claim_update(
+                update.update_id, report_id=update.report_id, action=update.action, at=now
+            ):
+                log.info("resident_update_repeated", update_id=update.update_id)
+                return "repeat"
+            home = await files.report_home(update.report_id)
+            case_id = home[0] if home else update.case_id
+            case = await files.case_by_id(case_id, lock=True) if case_id else None
+            if case is None:
+                raise NotYetRouted(f"report {update.report_id} has no case here yet")
+            actor = f"resident:{home[1] if home else 'open311'}"
+            outcome = "noted" if text else "nothing-to-note"
+            if update.action == "reopen":
+                outcome = "reopened" if case.status == "closed" else "already-open"
+                if case.status == "closed":
+                    await self._reopen(work, case, actor=actor, update_id=update.update_id, now=now)
+            if text:
+                await self._write_note(
+                    work,
+                    case,
+                    actor=actor,
+                    visibility="public",
+                    text=text,
+                    detail={"update_id": update.update_id},
+                    now=now,
+                )
+            await files.settle_update(update.update_id, case_id=case.case_id, outcome=outcome)
+        log.info(
+            "resident_update_applied",
+            update_id=update.update_id,
+            reference=case.reference,
+            action=update.action,
+            outcome=outcome,
+        )
+        return outcome
 
     async def close(
         self,
@@ -727,6 +757,69 @@ class StaffDesk:
             ),
         )
         log.info("case_closed", reference=case.reference, resolution=resolution, actor=member.id)
+
+    async def _write_note(
+        self,
+        work: Work[CaseFiles],
+        case: CaseRow,
+        *,
+        actor: str,
+        visibility: str,
+        text: str,
+        detail: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        now = now or self._clock()
+        body = mask_contact_details(text)  # nobody's contact details are kept in a note
+        note_id = await work.repositories.add_note(
+            case.case_id, at=now, actor=actor, visibility=visibility, body=body
+        )
+        await work.repositories.record_history(
+            case.case_id,
+            at=now,
+            actor=actor,
+            action="note-added",
+            detail={"note_id": note_id, "visibility": visibility, **(detail or {})},
+        )
+        self._publish(
+            work,
+            case,
+            CaseNoteAdded(
+                occurred_at=now,
+                case_id=case.case_id,
+                reference=case.reference,
+                note_id=note_id,
+                visibility="public" if visibility == "public" else "internal",
+                text=body if visibility == "public" else None,
+                actor=actor,
+            ),
+        )
+
+    async def _reopen(
+        self, work: Work[CaseFiles], case: CaseRow, *, actor: str, update_id: str, now: datetime
+    ) -> None:
+        """A closed case open again (its resolution cleared; the departments keep their parts)."""
+        await work.repositories.set_status(case.case_id, "open", at=now)
+        await work.repositories.record_history(
+            case.case_id,
+            at=now,
+            actor=actor,
+            action="reopened",
+            detail={"from": case.status, "resolution": case.resolution, "update_id": update_id},
+        )
+        self._publish(
+            work,
+            case,
+            CaseStatusChanged(
+                occurred_at=now,
+                case_id=case.case_id,
+                reference=case.reference,
+                status="open",
+                note="Reopened by the resident",
+                actor=actor,
+            ),
+        )
+        log.info("case_reopened", reference=case.reference, actor=actor)
 
     async def _locked(
         self, work: Work[CaseFiles], member: StaffMember, reference: str

@@ -421,3 +421,33 @@ class CaseFiles:
             action,
             detail,
         )
+
+    # --- residents' updates (reports.updates.v1) -----------------------------------------------------
+
+    async def claim_update(self, update_id: str, *, report_id: UUID, action: str, at: datetime) -> bool:
+        """Take update `update_id` in hand in this transaction; False when it was handled before (a
+        redelivery or a replay), so it must change nothing."""
+        claimed = await self.connection.fetchval(
+            "INSERT INTO router.resident_updates (update_id, report_id, action, outcome, handled_at)"
+            " VALUES ($1, $2, $3, 'pending', $4) ON CONFLICT (update_id) DO NOTHING RETURNING true",
+            update_id,
+            report_id,
+            action,
+            at,
+        )
+        return bool(claimed)
+
+    async def settle_update(self, update_id: str, *, case_id: UUID, outcome: str) -> None:
+        await self.connection.execute(
+            "UPDATE router.resident_updates SET case_id = $2, outcome = $3 WHERE update_id = $1",
+            update_id,
+            case_id,
+            outcome,
+        )
+
+    async def report_home(self, report_id: UUID) -> tuple[UUID, str] | None:
+        """(the case the report is in now, the system it came from), or None before it is routed."""
+        row = await self.connection.fetchrow(
+            "SELECT case_id, source_system FROM router.reports WHERE report_id = $1", report_id
+        )
+        return (row["case_id"], row["source_system"]) if row else None

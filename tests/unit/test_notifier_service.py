@@ -16,7 +16,7 @@ from caseway_notifier.service.case_events import CaseEvents
 from caseway_notifier.service.messages import Messages
 from caseway_notifier.service.sending import Sender
 from caseway_notifier.settings import NotifierSettings
-from caseway_shared.events import CaseClosed, CaseOpened, ReportLinked
+from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseUnassigned, ReportLinked
 from caseway_shared.unit_of_work import InMemoryUnitOfWork
 
 HOOD = "N01"
@@ -249,3 +249,48 @@ async def test_a_closed_case_is_sent_nothing_and_an_acknowledged_one_is_not_esca
     assert (str(acknowledged.case_id), ESCALATION) not in sent
     reasons = {o.error for o in h.store.attempts if o.status == "suppressed"}
     assert reasons == {"case closed", "case acknowledged"}
+
+
+async def test_an_unassigned_department_hears_nothing_more_of_the_case():
+    """Parks' part is handed to waste: a later resident's report is folded into waste's digest only, and
+    the case the notifier keeps no longer names parks."""
+    h = Harness()
+    event = _opened("waste", "parks")
+    handed_over = [
+        CaseUnassigned(
+            occurred_at=START,
+            case_id=event.case_id,
+            reference=event.reference,
+            department="parks",
+            neighbourhood=HOOD,
+            replaced_by="waste",
+            actor="someone",
+        ),
+        CaseAssigned(
+            occurred_at=START,
+            case_id=event.case_id,
+            reference=event.reference,
+            department="waste",
+            role="contributor",
+            neighbourhood=HOOD,
+            replaces="parks",
+            actor="someone",
+        ),
+    ]
+    linked = ReportLinked(
+        occurred_at=START,
+        case_id=event.case_id,
+        reference=event.reference,
+        report_id=uuid4(),
+        reports_count=2,
+        score=0.9,
+    )
+    await h.case_events().handle([(event, "c"), *((e, "c") for e in handed_over)])
+    assert h.store.cases[event.case_id].departments == ("waste",)
+    await h.case_events().handle([(linked, "c")])
+    digests = {k for k in h.store.notifications if "reports-digest" in k}
+    assert digests, "the remaining department's team was not told of the new report"
+    assert {k.split("|")[1] for k in digests} == {"waste"}
+    # A redelivered unassignment changes nothing.
+    await h.case_events().handle([(handed_over[0], "c")])
+    assert h.store.cases[event.case_id].departments == ("waste",)

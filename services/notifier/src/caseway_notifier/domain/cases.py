@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from caseway_notifier.domain.kinds import ACKNOWLEDGED, CLOSED, CLOSED_STATUSES, OPEN, UNACKNOWLEDGED_STATUSES
-from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged
+from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged, CaseUnassigned
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -70,13 +70,21 @@ def apply_event(state: CaseState | None, event: CaseEvent, directory: Directory)
         return state if state is not None else _opened(event, directory)
     if state is None:
         return None
-    if isinstance(event, CaseAssigned) and event.department not in state.departments:
-        return replace(state, departments=(*state.departments, event.department))
+    if isinstance(event, (CaseAssigned, CaseUnassigned)):
+        return replace(state, departments=_departments_after(state.departments, event))
     if isinstance(event, CaseStatusChanged):
         return replace(state, status=case_status(event.status))
     if isinstance(event, CaseClosed):
         return replace(state, status=CLOSED)
     return state
+
+
+def _departments_after(departments: tuple[str, ...], event: CaseAssigned | CaseUnassigned) -> tuple[str, ...]:
+    if isinstance(event, CaseAssigned):
+        return departments if event.department in departments else (*departments, event.department)
+    # An unassigned department's part was handed over (or dropped): its teams hear nothing more of the case
+    # (no digests of further reports; not counted among the departments in what others are told).
+    return tuple(d for d in departments if d != event.department)
 
 
 def _opened(event: CaseOpened, directory: Directory) -> CaseState:

@@ -16,6 +16,7 @@ from caseway_shared.events import (
     CaseAssigned,
     CaseClosed,
     CaseFlagged,
+    CaseNoteAdded,
     CaseOpened,
     CaseStatusChanged,
     ReportLinked,
@@ -142,3 +143,27 @@ def test_photos_are_judged_by_their_bytes():
     )
     assert read_photo("photo1", None, b"\xff\xd8\xff" * 50, max_bytes=100) == "photo1: larger than 100 bytes"
     assert read_photo("photo1", None, b"", max_bytes=100) == "photo1: an empty file"
+
+
+def test_a_public_note_is_an_update_that_keeps_the_status_and_internal_or_residents_own_notes_are_not():
+    public = CaseNoteAdded(
+        **CASE,
+        note_id=7,
+        visibility="public",
+        text="Crew booked; call [phone hidden]",
+        actor="streetscene-n01",
+    )
+    update = case_update(public)
+    assert update is not None
+    assert update.status is None  # unchanged: each report keeps the status its last update showed
+    assert update.description == "Crew booked; call [phone hidden]"
+    assert update.external_status_code == "note"
+    assert update.report_id is None  # every report of the case
+    assert update_id(uuid.UUID(int=1), update.key) == update_id(uuid.UUID(int=1), update.key)
+    assert case_update(CaseNoteAdded(**CASE, note_id=8, visibility="internal", actor="x")) is None
+    assert case_update(CaseNoteAdded(**CASE, note_id=9, visibility="public", text="  ", actor="x")) is None
+    # A resident's own comment comes back from the router: it is in the feed already, under its own id.
+    resident = CaseNoteAdded(
+        **CASE, note_id=10, visibility="public", text="Still there", actor="resident:open311"
+    )
+    assert case_update(resident) is None

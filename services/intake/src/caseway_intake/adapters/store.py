@@ -7,8 +7,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from caseway_intake.domain.open311 import RequestView, ResidentUpdate, UpdateView
-from caseway_intake.domain.updates import case_update, update_id
-from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged, ReportLinked
+from caseway_intake.domain.updates import case_update, is_public_note, update_id
+from caseway_shared.events import (
+    CaseAssigned,
+    CaseClosed,
+    CaseNoteAdded,
+    CaseOpened,
+    CaseStatusChanged,
+    ReportLinked,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -224,6 +231,17 @@ async def apply_case_events(connection: DbConnection, events: Sequence[CaseEvent
                     event.note,
                     event.occurred_at,
                 )
+            case CaseNoteAdded() if is_public_note(event):
+                # A public note is the request's status_notes from now on; its status stays as it is.
+                await connection.execute(
+                    """
+                    UPDATE intake.request_status SET status_notes = $2, updated_at = $3
+                    WHERE case_id = $1 AND updated_at <= $3
+                    """,
+                    event.case_id,
+                    event.text,
+                    event.occurred_at,
+                )
             case CaseAssigned(role="lead"):
                 await connection.execute(
                     "UPDATE intake.request_status SET agency_responsible = $2 WHERE case_id = $1",
@@ -256,7 +274,11 @@ async def _insert_case_update(connection: DbConnection, case_id: UUID, update: C
         """
         INSERT INTO intake.request_updates (update_id, report_id, case_id, origin, status, description,
             external_status_code, updated_at)
-        SELECT u.update_id, u.report_id, $3, 'case', $4, $5, $6, date_trunc('second', $7::timestamptz)
+        SELECT u.update_id, u.report_id, $3, 'case',
+            -- No status of its own (a note): the status the report's last update showed.
+            coalesce($4, (SELECT p.status FROM intake.request_updates AS p WHERE p.report_id = u.report_id
+                          ORDER BY p.updated_at DESC, p.origin = 'case' DESC LIMIT 1), 'OPEN'),
+            $5, $6, date_trunc('second', $7::timestamptz)
         FROM unnest($1::text[], $2::uuid[]) AS u (update_id, report_id)
         ON CONFLICT DO NOTHING
         """,

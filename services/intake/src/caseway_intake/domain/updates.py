@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from caseway_shared.events import CaseClosed, CaseOpened, CaseStatusChanged, ReportLinked
+from caseway_shared.events import CaseClosed, CaseNoteAdded, CaseOpened, CaseStatusChanged, ReportLinked
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -65,12 +65,18 @@ _WORDING = {
 }
 
 
+# What a resident's own words come back as from the router (`resident:<source system>`): already in the feed
+# under the front end's own update id, so not listed again.
+RESIDENT_ACTOR_PREFIX = "resident:"
+
+
 @dataclass(frozen=True, slots=True)
 class CaseUpdate:
-    """The update one case event makes: for one report of the case (`report_id`), or for all of them."""
+    """The update one case event makes: for one report of the case (`report_id`), or for all of them.
+    `status` None: unchanged (each report keeps the status its last update showed)."""
 
     key: str
-    status: str
+    status: str | None
     description: str
     external_status_code: str
     at: datetime
@@ -120,6 +126,15 @@ def case_update(event: CaseEvent, *, agency: str | None = None) -> CaseUpdate | 
                 external_status_code=event.status,
                 at=at,
             )
+        case CaseNoteAdded() if is_public_note(event):
+            # Staff wrote to the residents: the note (masked by the router) with the status unchanged.
+            return CaseUpdate(
+                key=f"note:{event.note_id}",
+                status=None,
+                description=event.text or "",
+                external_status_code="note",
+                at=at,
+            )
         case CaseClosed():
             # A close comes as CaseStatusChanged(closed) and CaseClosed: the latter says why, so it alone
             # makes the update.
@@ -133,6 +148,15 @@ def case_update(event: CaseEvent, *, agency: str | None = None) -> CaseUpdate | 
             )
         case _:
             return None
+
+
+def is_public_note(event: CaseNoteAdded) -> bool:
+    """A note residents see: public, with text, and not a resident's own words coming back."""
+    return (
+        event.visibility == "public"
+        and bool(event.text and event.text.strip())
+        and not (event.actor or "").startswith(RESIDENT_ACTOR_PREFIX)
+    )
 
 
 def resident_action(posted_status: str | None, request_status: str | None) -> Literal["note", "reopen"]:

@@ -43,4 +43,9 @@ def configure_logging(*, service: str, log_format: Literal["json", "console"], l
     root.setLevel(max(numeric_level, logging.INFO))
     # aiokafka reports every reconnect attempt at ERROR while a broker restarts; keep them, but quieter.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request at INFO with its full URL ("HTTP Request: POST https://..."), and a team's
+    # webhook URL is a secret (issue 13 item 6; found by tests/e2e/test_canary.py): only its warnings, at
+    # any level. httpcore's debug lines name hosts and ports: the same.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     structlog.contextvars.bind_contextvars(service=service)

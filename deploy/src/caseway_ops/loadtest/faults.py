@@ -65,7 +65,11 @@ class FaultPlan:
     tracing: bool = False  # OTEL_EXPORTER_OTLP_ENDPOINT set for every service
     webhook_every: int = 3  # one team in this many gets a webhook channel besides its email (0: none)
     move_addresses_before_replay: bool = True  # every team's address changes before the replay
-    sender_workers: int = 2  # the notifier's sender loops: what a kill -9 may repeat (one each in flight)
+    # What one kill -9 of the notifier may repeat at the receivers: the sends in flight at that instant,
+    # recorded as sending but not yet as sent. The notifier keeps up to `send_concurrency` (32) deliveries in
+    # flight per channel kind, and the run's teams use two kinds (email, webhook). Every other fault
+    # (SIGTERM, outages, restarts, the replay) may repeat nothing.
+    sends_in_flight: int = 32 * 2
 
 
 @dataclass
@@ -80,7 +84,7 @@ class FaultRun:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     preloaded_cases: int = 0
     quiet_after_load_s: float = 0.0  # from the load stopping to every report routed and every alert sent
-    repeats_allowed: int = 0  # notifier kill -9s x sender loops: the one send in flight of each
+    repeats_allowed: int = 0  # notifier kill -9s x sends in flight: what each kill may repeat
     replay_new_deliveries: int = 0  # alerts that reached a receiver during the replay
     longest_stall_s: dict[str, float] = field(default_factory=dict)  # per service:topic:partition
 
@@ -294,7 +298,7 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             peak_rss_mb=services.record_rss(),
             preloaded_cases=plan.preload_cases,
             quiet_after_load_s=quiet_after_load,
-            repeats_allowed=notifier_kills * plan.sender_workers,
+            repeats_allowed=notifier_kills * plan.sends_in_flight,
             replay_new_deliveries=delivered_after - delivered_before,
             longest_stall_s=longest_stall,
         )

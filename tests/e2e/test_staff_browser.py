@@ -34,7 +34,6 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from tests.integration.router.test_router_pipeline import (
-    BOLD_STREET,
     METRE,
     producer,
     publish,
@@ -50,18 +49,23 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(300)]
 
-HOOD = "N01 City Centre & Waterfront South"
+# A neighbourhood no other test uses, so the cases these tests leave (closed ones still take reports for a
+# while; an overdue one heads its board) never meet another test's reports or boards.
+HOOD = "N08 Kensington, Edge Hill & Smithdown"
 HEADER = "X-Caseway-Staff"
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = Path(os.environ.get("CASEWAY_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "browser"
-# Ward centroids of N01 (wards_2023_centroids.csv) and a few metres' steps from them.
-N01_WARDS = {
-    "City Centre North": (53.40828, -2.98778),
-    "City Centre South": (53.39932, -2.97943),
-    "Waterfront South": (53.39738, -2.98964),
-    "Brownlow Hill": (53.40773, -2.96970),
-    "Canning": (53.40098, -2.96359),
+# Ward centroids of N08 (wards_2023_centroids.csv); reports are placed in steps of metres from them.
+N08_WARDS = {
+    "Kensington & Fairfield": (53.41408, -2.94438),
+    "Edge Hill": (53.40288, -2.94638),
+    "Smithdown": (53.39688, -2.93275),
 }
+
+
+def near(ward: str, north_m: float = 0, east_m: float = 0) -> dict[str, float]:
+    lat, lon = N08_WARDS[ward]
+    return {"lat": lat + north_m * METRE, "lon": lon + east_m * METRE / 0.6}  # cos(53.4 degrees) ~ 0.6
 
 
 def chromium_path() -> str:
@@ -223,7 +227,7 @@ async def accessibility_problems(page: Page) -> list[str]:
 
 
 async def test_without_the_proxys_header_the_pages_ask_for_sign_in(infra, db, browser, router_url):
-    [reference] = await open_cases(infra, db, report())
+    [reference] = await open_cases(infra, db, report(**near("Kensington & Fairfield", 350, -250)))
     async with signed_in(browser, None) as page:
         answer = await page.goto(f"{router_url}/cases/{reference}")
         assert answer is not None
@@ -241,9 +245,14 @@ async def test_without_the_proxys_header_the_pages_ask_for_sign_in(infra, db, br
 
 async def test_a_team_acknowledges_reassigns_notes_and_closes_a_case(infra, db, browser, router_url):
     [reference] = await open_cases(
-        infra, db, report(description="Sofa and bags dumped by the back entry. Ring me on 07700 900123")
+        infra,
+        db,
+        report(
+            **near("Kensington & Fairfield", -350, 0),
+            description="Sofa and bags dumped by the back entry. Ring me on 07700 900123",
+        ),
     )
-    async with signed_in(browser, "streetscene-n01") as page:
+    async with signed_in(browser, "streetscene-n08") as page:
         await page.goto(f"{router_url}/cases/{reference}")
         await expect(page.get_by_role("heading", level=1)).to_have_text(f"Case {reference}: Fly-tipping")
         main = page.locator("main")
@@ -262,7 +271,7 @@ async def test_a_team_acknowledges_reassigns_notes_and_closes_a_case(infra, db, 
         await expect(page.locator(".status")).to_have_text("acknowledged")
         departments = page.get_by_role("table", name="Departments on this case and their states")
         streetscene = departments.get_by_role("row").filter(has_text="Streetscene")
-        await expect(streetscene).to_contain_text("acknowledged by streetscene-n01")
+        await expect(streetscene).to_contain_text("acknowledged by streetscene-n08")
         await shot(page, "case-acknowledged")
 
         # Hand City Watch's part over to Housing.
@@ -300,10 +309,10 @@ async def test_a_team_acknowledges_reassigns_notes_and_closes_a_case(infra, db, 
         await shot(page, "case-closed")
 
     assert await staff_actions(db, reference) == [
-        ("streetscene-n01", "acknowledged"),
-        ("streetscene-n01", "reassigned"),
-        ("streetscene-n01", "note-added"),
-        ("streetscene-n01", "closed"),
+        ("streetscene-n08", "acknowledged"),
+        ("streetscene-n08", "reassigned"),
+        ("streetscene-n08", "note-added"),
+        ("streetscene-n08", "closed"),
     ]
     case = await db.fetchrow("SELECT status, resolution FROM router.cases WHERE reference = $1", reference)
     assert (case["status"], case["resolution"]) == ("closed", "fixed")
@@ -311,12 +320,12 @@ async def test_a_team_acknowledges_reassigns_notes_and_closes_a_case(infra, db, 
     events = await published(infra, reference, want=4 + 6)
     staff_events = [(e["event_type"], e.get("actor")) for e in events if e.get("actor")]
     assert staff_events == [
-        ("CaseStatusChanged", "streetscene-n01"),
-        ("CaseUnassigned", "streetscene-n01"),
-        ("CaseAssigned", "streetscene-n01"),
-        ("CaseNoteAdded", "streetscene-n01"),
-        ("CaseStatusChanged", "streetscene-n01"),
-        ("CaseClosed", "streetscene-n01"),
+        ("CaseStatusChanged", "streetscene-n08"),
+        ("CaseUnassigned", "streetscene-n08"),
+        ("CaseAssigned", "streetscene-n08"),
+        ("CaseNoteAdded", "streetscene-n08"),
+        ("CaseStatusChanged", "streetscene-n08"),
+        ("CaseClosed", "streetscene-n08"),
     ]
     note = next(e for e in events if e["event_type"] == "CaseNoteAdded")
     assert (note["visibility"], note["text"]) == (
@@ -329,10 +338,11 @@ async def test_a_team_acknowledges_reassigns_notes_and_closes_a_case(infra, db, 
     assert "0151 233" not in json.dumps(events)
 
 
-def two_doors(tag: str, lat: float, lon: float):
+def two_doors(tag: str, place: dict[str, float]):
     """Two reports of fly-tipping at one point from two different addresses: the router opens the second
     as a case of its own flagged as a possible duplicate of the first (two doors of one street: a person
     should look), which is what duplicate review is for."""
+    lat, lon = place["lat"], place["lon"]
     first = report(
         lat=lat,
         lon=lon,
@@ -352,15 +362,13 @@ async def test_a_manager_reviews_possible_duplicates_merging_one_and_keeping_ano
     infra, db, browser, router_url
 ):
     tag = f"Review{uuid.uuid4().hex[:6]}"
-    kept, repeat = await open_cases(infra, db, *two_doors(tag, BOLD_STREET[0] + 300 * METRE, BOLD_STREET[1]))
-    other, different = await open_cases(
-        infra, db, *two_doors(f"{tag}x", BOLD_STREET[0] - 300 * METRE, BOLD_STREET[1])
-    )
+    kept, repeat = await open_cases(infra, db, *two_doors(tag, near("Kensington & Fairfield", 0, 350)))
+    other, different = await open_cases(infra, db, *two_doors(f"{tag}x", near("Edge Hill", 200, -200)))
     for reference in (repeat, different):
         flags = await db.fetchval("SELECT flags FROM router.cases WHERE reference = $1", reference)
         assert "possible-duplicate" in flags, f"{reference} was not flagged for review: {flags}"
 
-    async with signed_in(browser, "manager-n01") as page:
+    async with signed_in(browser, "manager-n08") as page:
         # Same problem: merged into the case that carries on, and closed as its duplicate.
         await page.goto(f"{router_url}/cases/{repeat}")
         review = page.locator("section").filter(
@@ -394,12 +402,12 @@ async def test_a_manager_reviews_possible_duplicates_merging_one_and_keeping_ano
         await expect(page.get_by_role("heading", name="Act on this case")).to_be_visible()
 
     assert await staff_actions(db, repeat) == [
-        ("manager-n01", "duplicate-confirmed"),
-        ("manager-n01", "report-unlinked"),
-        ("manager-n01", "closed"),
+        ("manager-n08", "duplicate-confirmed"),
+        ("manager-n08", "report-unlinked"),
+        ("manager-n08", "closed"),
     ]
-    assert await staff_actions(db, kept) == [("manager-n01", "report-linked")]
-    assert await staff_actions(db, different) == [("manager-n01", "duplicate-rejected")]
+    assert await staff_actions(db, kept) == [("manager-n08", "report-linked")]
+    assert await staff_actions(db, different) == [("manager-n08", "duplicate-rejected")]
     merged = await db.fetchrow(
         "SELECT c.status, c.resolution, d.reference AS duplicate_of FROM router.cases c"
         " JOIN router.cases d ON d.case_id = c.duplicate_of WHERE c.reference = $1",
@@ -414,7 +422,7 @@ async def test_a_manager_reviews_possible_duplicates_merging_one_and_keeping_ano
     repeat_events = await published(infra, repeat, want=4 + 4)
     reviewed = [e for e in repeat_events if e["event_type"] == "DuplicateReviewed"]
     assert [(e["other_reference"], e["same_problem"], e["actor"]) for e in reviewed] == [
-        (kept, True, "manager-n01")
+        (kept, True, "manager-n08")
     ]
     closed = next(e for e in repeat_events if e["event_type"] == "CaseClosed")
     assert (closed["resolution"], closed["duplicate_of"]) == ("duplicate", kept)
@@ -429,32 +437,27 @@ async def test_a_manager_reviews_possible_duplicates_merging_one_and_keeping_ano
 
 
 BOARD_REPORTS = (
-    ("fly-tipping", "City Centre South", (0, 0), "Fridge and sofa dumped by the bins"),
-    ("fly-tipping", "Canning", (120, -200), "Builders' rubble tipped on the corner"),
-    ("graffiti", "City Centre North", (-150, 100), "Graffiti sprayed across the shop shutters"),
-    ("pothole", "Brownlow Hill", (80, 250), "Deep pothole on the bus lane"),
-    ("street-lighting", "Waterfront South", (-100, -150), "Street light out by the dock road"),
-    ("litter", "Canning", (-250, 200), "Overflowing litter bin outside the school"),
-    ("abandoned-vehicle", "City Centre North", (200, -250), "Car with no plates parked for weeks"),
-    ("dog-fouling", "Brownlow Hill", (-200, -300), "Dog fouling all along the path"),
+    ("fly-tipping", "Edge Hill", (0, 0), "Fridge and sofa dumped by the bins"),
+    ("fly-tipping", "Smithdown", (100, -100), "Builders' rubble tipped on the corner"),
+    ("graffiti", "Kensington & Fairfield", (0, 0), "Graffiti sprayed across the shop shutters"),
+    ("pothole", "Kensington & Fairfield", (150, 250), "Deep pothole on the bus lane"),
+    ("street-lighting", "Smithdown", (-100, 100), "Street light out on the corner"),
+    ("litter", "Edge Hill", (-150, 150), "Overflowing litter bin outside the school"),
+    ("abandoned-vehicle", "Kensington & Fairfield", (-150, -300), "Car with no plates parked for weeks"),
+    ("dog-fouling", "Edge Hill", (150, -250), "Dog fouling all along the path"),
 )
 
 
 async def test_the_neighbourhood_board_lists_cases_overdue_first_with_its_map(infra, db, browser, router_url):
     events = [
-        report(
-            category=category,
-            lat=N01_WARDS[ward][0] + north * METRE,
-            lon=N01_WARDS[ward][1] + east * METRE / 0.6,
-            description=text,
-        )
+        report(category=category, **near(ward, north, east), description=text)
         for category, ward, (north, east), text in BOARD_REPORTS
     ]
     references = await open_cases(infra, db, *events)
     late = references[1]
     await db.execute("UPDATE router.cases SET due_at = now() - interval '2 days' WHERE reference = $1", late)
 
-    async with signed_in(browser, "manager-n01") as page:
+    async with signed_in(browser, "manager-n08") as page:
         await page.goto(f"{router_url}/")  # the home page takes a manager to their neighbourhood's board
         await page.wait_for_url("**/neighbourhoods/**")
         await expect(page.get_by_role("heading", level=1)).to_have_text(HOOD)
@@ -474,8 +477,16 @@ async def test_the_neighbourhood_board_lists_cases_overdue_first_with_its_map(in
             await expect(board_map.locator(f'a[href="/cases/{reference}"]')).to_have_count(1)
         await expect(board_map.locator(f'a[href="/cases/{late}"] rect')).to_have_count(1)
         assert await accessibility_problems(page) == []
-        # What a manager sees first (docs/board.png is this one), and the whole board.
-        await page.screenshot(path=str(ARTEFACTS / "board.png"))
+        # What a manager sees first, down to the map's caption (docs/board.png is this one), and the whole
+        # board.
+        caption = await page.locator("figure.map figcaption").bounding_box()
+        assert caption is not None
+        bottom = min(1400, max(900, round(caption["y"] + caption["height"] + 24)))
+        await page.screenshot(
+            path=str(ARTEFACTS / "board.png"),
+            full_page=True,
+            clip={"x": 0, "y": 0, "width": 1280, "height": bottom},
+        )
         await shot(page, "board-full")
         # Keyboard: the first Tab reaches the skip link, which moves focus past the header.
         await page.keyboard.press("Tab")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Histogram
@@ -257,7 +257,7 @@ def _growth(case: LiveCase) -> store.CaseGrowth:
 
 
 class _Writes:
-    """The rows and events a batch plan turns into."""
+    """The rows and events a batch plan turns into (deciding is done: this only writes it down)."""
 
     def __init__(
         self,
@@ -274,53 +274,50 @@ class _Writes:
         self.cases: list[store.NewCase] = []
         self.reports: list[store.ReportRow] = []
         self.assignments: list[tuple[uuid.UUID, str, str, datetime]] = []
-        self.history: list[tuple[uuid.UUID, datetime, str, str, dict[str, Any]]] = []
+        self.history: list[store.HistoryEntry] = []
         self.messages: list[OutboxMessage] = []
 
     def reference(self, case: LiveCase) -> str:
         return self._references.get(case.candidate.case_id, case.candidate.reference)
 
     def add(self, outcome: Opened | Joined) -> None:
-        item, now = outcome.item, self._now
-        case_id = outcome.case.candidate.case_id
-        reference = self.reference(outcome.case)
-        report = item.report
         if isinstance(outcome, Joined):
-            reports_count = outcome.reports_count + self._count_offsets.get(case_id, 0)
-            self.reports.append(store.ReportRow(report, case_id, outcome.score, item.correlation_id))
-            self.history.append(
-                (
-                    case_id,
-                    now,
-                    ACTOR,
-                    "report-linked",
-                    {
-                        "report_id": str(report.report_id),
-                        "score": round(outcome.score, 4),
-                        "reports_count": reports_count,
-                    },
-                )
+            self._joined(outcome)
+        else:
+            self._opened(outcome)
+
+    def _joined(self, outcome: Joined) -> None:
+        item, now, case_id = outcome.item, self._now, outcome.case.candidate.case_id
+        reference, report = self.reference(outcome.case), item.report
+        reports_count = outcome.reports_count + self._count_offsets.get(case_id, 0)
+        self.reports.append(store.ReportRow(report, case_id, outcome.score, item.correlation_id))
+        detail = {"report_id": str(report.report_id), "score": round(outcome.score, 4)}
+        self.history.append(
+            store.HistoryEntry(
+                case_id, now, ACTOR, "report-linked", {**detail, "reports_count": reports_count}
             )
-            event = ReportLinked(
-                occurred_at=now,
-                case_id=case_id,
-                reference=reference,
-                report_id=report.report_id,
-                reports_count=reports_count,
-                score=outcome.score,
-            )
-            self.messages.append(self._service.message(case_id, event, item.correlation_id))
-            log.info(
-                "report_linked",
-                case_id=str(case_id),
-                reference=reference,
-                report_id=str(report.report_id),
-                correlation_id=item.correlation_id,
-                reports_count=reports_count,
-                score=round(outcome.score, 4),
-            )
-            return
-        route, placement = item.route, item.placement
+        )
+        event = ReportLinked(
+            occurred_at=now,
+            case_id=case_id,
+            reference=reference,
+            report_id=report.report_id,
+            reports_count=reports_count,
+            score=outcome.score,
+        )
+        self.messages.append(self._service.message(case_id, event, item.correlation_id))
+        log.info(
+            "report_linked",
+            case_id=str(case_id),
+            reference=reference,
+            correlation_id=item.correlation_id,
+            reports_count=reports_count,
+            **detail,
+        )
+
+    def _opened(self, outcome: Opened) -> None:
+        item, now, case_id = outcome.item, self._now, outcome.case.candidate.case_id
+        reference, report, route = self.reference(outcome.case), item.report, item.route
         flags = list(route.flags)
         if outcome.possible is not None:
             other, score = outcome.possible
@@ -330,35 +327,8 @@ class _Writes:
                     f"may be the same problem as {self.reference(other)} (score {score:.3f})",
                 )
             )
-        summary = _summary(self._service_category_name(route.category), placement, report)
-        # The case as the whole batch left it: later reports of the batch may have joined it already.
-        grown = outcome.case.candidate
-        self.cases.append(
-            store.NewCase(
-                case_id=case_id,
-                reference=reference,
-                category=route.category,
-                family=route.family,
-                priority=route.priority,
-                neighbourhood=placement.neighbourhood,
-                ward_code=placement.ward_code,
-                lat=grown.lat,
-                lon=grown.lon,
-                address=grown.address,
-                address_key=normalise_address(grown.address),
-                detail=report.category_text,
-                place_type=report.place.land_type,
-                summary=summary,
-                description=report.description,
-                lead_department=route.lead_department,
-                opened_at=now,
-                due_at=route.due_at,
-                flags=tuple(flag for flag, _ in flags),
-                reports_count=grown.reports_count,
-                points_count=outcome.case.points_count,
-                last_report_at=grown.last_report_at,
-            )
-        )
+        summary = _summary(self._service.category_name(route.category), item.placement, report)
+        self.cases.append(self._new_case(outcome, reference, summary, tuple(flag for flag, _ in flags)))
         self.reports.append(store.ReportRow(report, case_id, None, item.correlation_id))
         self.assignments.extend(
             (case_id, department, "lead" if department == route.lead_department else "contributor", now)
@@ -366,15 +336,21 @@ class _Writes:
         )
         self.history.extend(
             [
-                (
+                store.HistoryEntry(
                     case_id,
                     now,
                     ACTOR,
                     "opened",
                     {"report_id": str(report.report_id), "category": route.category},
                 ),
-                *((case_id, now, ACTOR, "assigned", {"department": d}) for d in route.departments),
-                *((case_id, now, ACTOR, "flagged", {"flag": f, "reason": r}) for f, r in flags),
+                *(
+                    store.HistoryEntry(case_id, now, ACTOR, "assigned", {"department": d})
+                    for d in route.departments
+                ),
+                *(
+                    store.HistoryEntry(case_id, now, ACTOR, "flagged", {"flag": f, "reason": r})
+                    for f, r in flags
+                ),
             ]
         )
         events = _case_opened_events(
@@ -382,7 +358,7 @@ class _Writes:
             reference=reference,
             report=report,
             route=replace(route, flags=tuple(flags)),
-            placement=placement,
+            placement=item.placement,
             now=now,
             summary=summary,
         )
@@ -394,13 +370,41 @@ class _Writes:
             report_id=str(report.report_id),
             correlation_id=item.correlation_id,
             category=route.category,
-            neighbourhood=placement.neighbourhood,
+            neighbourhood=item.placement.neighbourhood,
             departments=list(route.departments),
             possible_duplicate=outcome.possible is not None,
         )
 
-    def _service_category_name(self, code: str) -> str:
-        return self._service.category_name(code)
+    def _new_case(
+        self, outcome: Opened, reference: str, summary: str, flags: tuple[str, ...]
+    ) -> store.NewCase:
+        """The case row as the whole batch left it: later reports of the batch may have joined it."""
+        item, grown = outcome.item, outcome.case.candidate
+        report, route, placement = item.report, item.route, item.placement
+        return store.NewCase(
+            case_id=grown.case_id,
+            reference=reference,
+            category=route.category,
+            family=route.family,
+            priority=route.priority,
+            neighbourhood=placement.neighbourhood,
+            ward_code=placement.ward_code,
+            lat=grown.lat,
+            lon=grown.lon,
+            address=grown.address,
+            address_key=normalise_address(grown.address),
+            detail=report.category_text,
+            place_type=report.place.land_type,
+            summary=summary,
+            description=report.description,
+            lead_department=route.lead_department,
+            opened_at=self._now,
+            due_at=route.due_at,
+            flags=flags,
+            reports_count=grown.reports_count,
+            points_count=outcome.case.points_count,
+            last_report_at=grown.last_report_at,
+        )
 
 
 def _summary(category_name: str, placement: Placement, report: ReportReceived) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime  # noqa: TC003 - a dataclass field type
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID  # noqa: TC003 - a dataclass field type
 
 from caseway_router.domain.areas import case_cell, cells_within
@@ -392,6 +392,16 @@ async def insert_assignments(
         """,
         *_columns(values, 4),
     )
+
+
+class HistoryEntry(NamedTuple):
+    """One line of a case's history: who did what, when, with what detail."""
+
+    case_id: UUID
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
 
 
 async def record_history(

@@ -111,6 +111,13 @@ class Council(BaseModel):
     categories: dict[str, Category]
     neighbourhoods: dict[str, tuple[str, ...]] = Field(description="neighbourhood -> ward names")
     wards_geojson: dict[str, Any] = Field(repr=False)
+    ward_code_property: str = Field(
+        default="WD23CD",
+        description="The boundaries' property holding a ward's code (ONS names it by year: WD23CD...).",
+    )
+    ward_name_property: str = Field(
+        default="WD23NM", description="The boundaries' property holding its name."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Council:
@@ -123,7 +130,15 @@ class Council(BaseModel):
             for department in (category.lead, *(rule.department for rule in category.also))
             if department not in self.departments
         )
-        ward_names = {feature["properties"]["WD23NM"] for feature in self.wards_geojson["features"]}
+        missing = [
+            f"ward boundary {index} has no {prop!r} property (set ward_code_property / ward_name_property)"
+            for index, feature in enumerate(self.wards_geojson["features"])
+            for prop in (self.ward_code_property, self.ward_name_property)
+            if prop not in feature.get("properties", {})
+        ]
+        if missing:
+            raise ValueError("; ".join(missing[:5]))
+        ward_names = {self.ward_name_of(feature) for feature in self.wards_geojson["features"]}
         grouped = [ward for wards in self.neighbourhoods.values() for ward in wards]
         problems.extend(
             f"neighbourhood ward {ward!r} is not in the boundaries"
@@ -134,6 +149,14 @@ class Council(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def ward_code_of(self, feature: dict[str, Any]) -> str:
+        """A boundary feature's ward code."""
+        return str(feature["properties"][self.ward_code_property])
+
+    def ward_name_of(self, feature: dict[str, Any]) -> str:
+        """A boundary feature's ward name."""
+        return str(feature["properties"][self.ward_name_property])
 
     @cached_property
     def neighbourhood_of_ward(self) -> dict[str, str]:

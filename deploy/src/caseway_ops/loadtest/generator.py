@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from caseway_intake.normalise import report_id_for
-from caseway_ops.loadtest.places import HotspotMap, offset_metres, wards_from_geojson
+from caseway_ops.loadtest.places import HotspotMap, council_wards, offset_metres
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -118,7 +118,7 @@ class LoadGenerator:
             c for c in council.categories if c != "triage"
         )
         self._weights = [CATEGORY_WEIGHTS.get(c, 1) for c in self._categories]
-        self._hotspots = HotspotMap(wards_from_geojson(council.wards_geojson), self._rng, per_ward=10)
+        self._hotspots = HotspotMap(council_wards(council), self._rng, per_ward=10)
         self._recent: deque[_Problem] = deque(maxlen=500)
         self._seq = 0
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Sequence
 
+    from caseway_shared.council import Council
+
 Ring = tuple[tuple[float, float], ...]  # (lon, lat) pairs, as GeoJSON has them
 
 _METRES_PER_DEGREE_LAT = 111_320.0
@@ -64,8 +66,11 @@ def _polygons(geometry: dict[str, Any]) -> tuple[tuple[Ring, ...], ...]:
     )
 
 
-def wards_from_geojson(collection: dict[str, Any]) -> tuple[Ward, ...]:
-    """The wards of a GeoJSON FeatureCollection with WD23CD / WD23NM properties."""
+def wards_from_geojson(
+    collection: dict[str, Any], *, code_property: str = "WD23CD", name_property: str = "WD23NM"
+) -> tuple[Ward, ...]:
+    """The wards of a GeoJSON FeatureCollection whose features carry `code_property` / `name_property`
+    (the council's `ward_code_property` / `ward_name_property`; ONS's 2023 names by default)."""
     wards = []
     for feature in collection["features"]:
         polygons = _polygons(feature["geometry"])
@@ -78,8 +83,8 @@ def wards_from_geojson(collection: dict[str, Any]) -> tuple[Ward, ...]:
         )
         wards.append(
             Ward(
-                code=props["WD23CD"],
-                name=props["WD23NM"],
+                code=props[code_property],
+                name=props[name_property],
                 polygons=polygons,
                 centre=centre,
                 bounds=(min(lats), min(lons), max(lats), max(lons)),
@@ -127,3 +132,12 @@ class HotspotMap:
             if spot.ward.contains(lat, lon):
                 return spot.ward, lat, lon
         return spot.ward, spot.lat, spot.lon
+
+
+def council_wards(council: Council) -> tuple[Ward, ...]:
+    """A council's wards, read with its own boundary property names."""
+    return wards_from_geojson(
+        council.wards_geojson,
+        code_property=council.ward_code_property,
+        name_property=council.ward_name_property,
+    )

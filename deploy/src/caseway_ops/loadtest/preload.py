@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from caseway_ops.loadtest.generator import CATEGORY_WEIGHTS
-from caseway_ops.loadtest.places import HotspotMap, wards_from_geojson
+from caseway_ops.loadtest.places import HotspotMap, council_wards
 from caseway_router.domain.areas import case_cell
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ async def preload_cases(
     (source system "preload"); returns how many cases were written."""
     now = now or datetime.now(UTC)
     rng = random.Random(seed)  # noqa: S311 - a reproducible table, not a secret
-    wards = wards_from_geojson(council.wards_geojson)
+    wards = council_wards(council)
     hotspots = HotspotMap(wards, rng, per_ward=10)
     categories = [c for c in CATEGORY_WEIGHTS if c in council.categories]
     weights = [CATEGORY_WEIGHTS[c] for c in categories]

@@ -129,7 +129,7 @@ class StaffDesk:
         self._topic = topic
         self._clock = clock
         self._ward_names = {
-            feature["properties"]["WD23CD"]: feature["properties"]["WD23NM"]
+            council.ward_code_of(feature): council.ward_name_of(feature)
             for feature in council.wards_geojson["features"]
         }
 

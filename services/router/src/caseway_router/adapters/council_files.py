@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def load_postcode_hints(directory: Path) -> dict[str, tuple[str, ...]]:
+def load_postcode_hints(directory: Path, *, code_column: str = "WD23CD") -> dict[str, tuple[str, ...]]:
     """Postcode district -> ward codes, from the council's `wards*_centroids.csv` (an approximate hint).
 
     Reads the column whose name starts with `approx_postcode_districts`; no file or no column gives {}.
@@ -22,5 +22,5 @@ def load_postcode_hints(directory: Path) -> dict[str, tuple[str, ...]]:
                 if column is None:
                     return {}
                 for district in (row[column] or "").split():
-                    found.setdefault(district.upper(), []).append(row["WD23CD"])
+                    found.setdefault(district.upper(), []).append(row[code_column])
     return {district: tuple(wards) for district, wards in found.items()}

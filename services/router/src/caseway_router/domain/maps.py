@@ -47,11 +47,13 @@ def rings_of(geometry: dict[str, Any]) -> tuple[Ring, ...]:
     return tuple([(float(p[0]), float(p[1])) for p in ring] for polygon in polygons for ring in polygon)
 
 
-def ward_areas(wards_geojson: dict[str, Any], names: set[str] | None = None) -> dict[str, Area]:
+def ward_areas(
+    wards_geojson: dict[str, Any], names: set[str] | None = None, *, name_property: str = "WD23NM"
+) -> dict[str, Area]:
     """Ward name -> its outline, for the wards named (all when `names` is None)."""
     found: dict[str, Area] = {}
     for feature in wards_geojson.get("features", []):
-        name = feature["properties"].get("WD23NM") or feature["properties"].get("name", "")
+        name = feature["properties"].get(name_property) or feature["properties"].get("name", "")
         if names is None or name in names:
             found[name] = Area(name=name, rings=rings_of(feature["geometry"]))
     return found

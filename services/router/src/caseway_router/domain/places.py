@@ -89,9 +89,9 @@ class PlaceFinder:
         )
         self._wards = [
             _Ward(
-                code=feature["properties"]["WD23CD"],
-                name=feature["properties"]["WD23NM"],
-                neighbourhood=hood_of[feature["properties"]["WD23NM"]],
+                code=council.ward_code_of(feature),
+                name=council.ward_name_of(feature),
+                neighbourhood=hood_of[council.ward_name_of(feature)],
                 geometry=self._frame.geometry(shape(feature["geometry"])),
             )
             for feature in features

@@ -22,7 +22,9 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
     settings = settings or RouterSettings()
     council = load_council(settings.council_dir)
     runtime = ServiceRuntime(settings=settings, service=SERVICE, schema="router")
-    places = PlaceFinder(council, load_postcode_hints(settings.council_dir))
+    places = PlaceFinder(
+        council, load_postcode_hints(settings.council_dir, code_column=council.ward_code_property)
+    )
     service = RouterService(
         runtime=runtime, council=council, places=places, most_locks=settings.most_locks_per_transaction
     )

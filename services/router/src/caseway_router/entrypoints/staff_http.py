@@ -80,7 +80,8 @@ class StaffHttp:
         self._templates.filters["category"] = self.desk.category_name
         self._templates.filters["url"] = lambda value: quote(str(value), safe="")
         self._css = resources.files("caseway_router").joinpath("static/staff.css").read_bytes()
-        self._wards = ward_areas(self.desk.council.wards_geojson)
+        council = self.desk.council
+        self._wards = ward_areas(council.wards_geojson, name_property=council.ward_name_property)
 
     def routes(self) -> list[Route]:
         return [

@@ -40,18 +40,20 @@ def _records(count: int) -> list[Record]:
             place=Place(point=GeoPoint(lat=lat, lon=lon)),
             description="scattered report",
         )
-        records.append(
-            Record(
-                topic="reports",
-                partition=0,
-                offset=offset,
-                key=str(report.report_id).encode(),
-                value=report.model_dump_json().encode(),
-                headers={},
-                timestamp_ms=0,
-            )
-        )
+        records.append(_record(report, offset))
     return records
+
+
+def _record(report: ReportReceived, offset: int) -> Record:
+    return Record(
+        topic="reports",
+        partition=0,
+        offset=offset,
+        key=str(report.report_id).encode(),
+        value=report.model_dump_json().encode(),
+        headers={},
+        timestamp_ms=0,
+    )
 
 
 async def test_a_large_scattered_batch_is_routed_in_transactions_of_bounded_locks(infra, db, monkeypatch):
@@ -108,17 +110,7 @@ async def test_reports_joining_a_case_opened_in_the_same_batch_are_counted(infra
             place=Place(point=GeoPoint(lat=lat, lon=-2.98321)),
             description="graffiti on the wall",
         )
-        records.append(
-            Record(
-                topic="reports",
-                partition=0,
-                offset=offset,
-                key=str(report.report_id).encode(),
-                value=report.model_dump_json().encode(),
-                headers={},
-                timestamp_ms=0,
-            )
-        )
+        records.append(_record(report, offset))
     app = create_app(settings)
     async with app.state.runtime.lifespan():
         await app.state.router.handle_reports_batch(records)

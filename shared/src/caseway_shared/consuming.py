@@ -174,6 +174,9 @@ class DeadLetters:
     A record too large to be sent again with its provenance headers is dead-lettered with the first
     `truncate_to` bytes of its value, its size and its SHA-256 digest: the whole record stays on its
     original topic, where the headers say it is.
+
+    `value_of`, if given, is what is published instead of the record's value (intake seals residents'
+    contact details with it); a service that replays its dead letters reads what it made.
     """
 
     def __init__(
@@ -185,7 +188,9 @@ class DeadLetters:
         metrics: ServiceMetrics | None = None,
         max_bytes: int = 1_000_000,
         truncate_to: int = 64 * 1024,
+        value_of: Callable[[Record], bytes] | None = None,
     ) -> None:
+        self.value_of = value_of
         self._broker = broker
         self._topic = topic
         self._service = service
@@ -206,14 +211,16 @@ class DeadLetters:
             }
         )
         record_headers.setdefault(h.CORRELATION_ID, record.headers.get(h.CORRELATION_ID, ""))
-        value = record.value
+        value = published = record.value if self.value_of is None else self.value_of(record)
         if _size(value, record.key, record_headers) > self._max_bytes:
-            value, record_headers = self._truncated(record, record_headers, keep_headers=True)
+            value, record_headers = self._truncated(
+                record, record_headers, keep_headers=True, value=published
+            )
         try:
             await self._broker.publish(value, self._topic, key=record.key, headers=record_headers)
         except MessageSizeTooLargeError:
             # The broker's limit is lower than ours, or the headers themselves are huge: provenance only.
-            value, record_headers = self._truncated(record, record_headers, keep_headers=False)
+            value, record_headers = self._truncated(record, record_headers, keep_headers=False, value=b"")
             await self._broker.publish(value, self._topic, key=record.key, headers=record_headers)
         if self._metrics is not None:
             self._metrics.dead_lettered(record)
@@ -226,7 +233,7 @@ class DeadLetters:
         )
 
     def _truncated(
-        self, record: Record, headers: dict[str, str], *, keep_headers: bool
+        self, record: Record, headers: dict[str, str], *, keep_headers: bool, value: bytes
     ) -> tuple[bytes, dict[str, str]]:
         kept = (
             dict(headers)
@@ -250,7 +257,7 @@ class DeadLetters:
         kept[TRUNCATED] = "true"
         kept[ORIGINAL_SIZE] = str(len(record.value))
         kept[ORIGINAL_SHA256] = hashlib.sha256(record.value).hexdigest()
-        return (record.value[: self._truncate_to] if keep_headers else b""), kept
+        return (value[: self._truncate_to] if keep_headers else b""), kept
 
 
 def _size(value: bytes, key: bytes | None, headers: dict[str, str]) -> int:

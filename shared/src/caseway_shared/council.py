@@ -84,6 +84,11 @@ class Category(BaseModel):
     attributes: tuple[ServiceAttribute, ...] = Field(
         default=(), description="Further questions asked when the category is reported (Open311)."
     )
+    public: bool = Field(
+        default=True,
+        description="Whether its reports are shown by the public Open311 GET requests (false for reports "
+        "about people or homes: anti-social behaviour, noise, housing).",
+    )
 
 
 class Council(BaseModel):

@@ -182,6 +182,10 @@ class ServiceSettings(BaseSettings):
         values = query.get("sslmode") or query.get("ssl")
         return values[-1] if values else None
 
+    def service_production_problems(self) -> list[ProductionProblem]:
+        """A service's own reasons to refuse production (e.g. a development key); none by default."""
+        return []
+
     @model_validator(mode="after")
     def _fail_closed_in_production(self) -> Self:
         if self.environment == "production":
@@ -262,6 +266,7 @@ def production_problems(settings: ServiceSettings, environ: Mapping[str, str]) -
             "DATABASE_SSL_MODE=verify-full and DATABASE_SSL_ROOT_CERT"
         )
     problems.extend(_smtp_problems(settings))
+    problems.extend(settings.service_production_problems())
     unknown = unknown_caseway_settings(settings, environ)
     if unknown:
         problems.append(

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -14,10 +14,18 @@ from pydantic import ValidationError
 
 from caseway_intake.adapters import store
 from caseway_intake.adapters.api_keys import ApiKeys
-from caseway_intake.adapters.store import apply_case_events, insert_new_reports, tokens_of
+from caseway_intake.adapters.store import apply_case_events, digests_of, insert_new_reports, tokens_of
 from caseway_intake.domain.categories import CategoryMatcher
 from caseway_intake.domain.normalise import AcceptedReport, normalise
 from caseway_intake.domain.open311 import ResidentUpdate
+from caseway_intake.domain.privacy import (
+    DEVELOPMENT_CONTACT_KEY,
+    DEVELOPMENT_PUBLIC_ID_KEY,
+    IdempotencyConflict,
+    PublicIds,
+    Sealer,
+    UnsealError,
+)
 from caseway_intake.domain.updates import resident_action
 from caseway_intake.domain.validation import Invalid, describe_errors, parse_contact_centre_event
 from caseway_shared import headers as h
@@ -45,7 +53,8 @@ MAX_GROUP_COMMIT = 500
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """What reports.rejected.v1 carries: the original bytes, every reason, and where it came from."""
+    """What reports.rejected.v1 carries: the original bytes (contact details sealed: `Sealer`), every
+    reason, and where it came from."""
 
     reasons: tuple[str, ...]
     original: bytes
@@ -65,9 +74,18 @@ class Rejection:
 class IntakeService:
     """Accepts reports, once each; everything it cannot accept is rejected with its reasons."""
 
-    def __init__(self, *, runtime: ServiceRuntime, council: Council) -> None:
+    def __init__(
+        self,
+        *,
+        runtime: ServiceRuntime,
+        council: Council,
+        sealer: Sealer | None = None,
+        public_ids: PublicIds | None = None,
+    ) -> None:
         self._runtime = runtime
         self._council = council
+        self.sealer = sealer or Sealer([DEVELOPMENT_CONTACT_KEY])
+        self.public_ids = public_ids or PublicIds(DEVELOPMENT_PUBLIC_ID_KEY)
         self._matcher = CategoryMatcher(council)
         self._api_keys: ApiKeys | None = None
         self._waiting: list[tuple[AcceptedReport, asyncio.Future[str | None]]] = []
@@ -99,7 +117,8 @@ class IntakeService:
         """Accept one Open311 request; returns its token (the first one issued, if it was posted before).
 
         Requests that arrive while a commit is under way are committed together in the next transaction
-        (group commit): each caller still returns only once its report is durable.
+        (group commit): each caller still returns only once its report is durable. Raises
+        `IdempotencyConflict` when the report's Idempotency-Key was used before with another body.
         """
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((report, future))
@@ -115,6 +134,7 @@ class IntakeService:
                 async with self._runtime.pool.acquire() as connection, connection.transaction():
                     new = await self._store(connection, reports)
                     tokens = await tokens_of(connection, [r.event.report_id for r in reports])
+                    digests = await digests_of(connection, [r.event.report_id for r in reports])
             except Exception as error:
                 for _, future in batch:
                     if not future.done():
@@ -122,7 +142,16 @@ class IntakeService:
                 continue
             self._after_accept(reports, new)
             for report, future in batch:
-                if not future.done():
+                if future.done():
+                    continue
+                stored = digests.get(report.event.report_id)
+                if (
+                    report.request_digest is not None
+                    and stored is not None
+                    and stored != report.request_digest
+                ):
+                    future.set_exception(IdempotencyConflict())
+                else:
                     future.set_result(tokens.get(report.event.report_id))
 
     async def _store(self, connection: DbConnection, reports: Sequence[AcceptedReport]) -> set[UUID]:
@@ -193,15 +222,18 @@ class IntakeService:
         accepted: list[AcceptedReport] = []
         rejected: list[Rejection] = []
         for record in records:
-            parsed = parse_contact_centre_event(record.value)
+            try:
+                # A replayed dead letter or rejection comes back with its contact details sealed.
+                parsed = parse_contact_centre_event(self.sealer.unseal(record.value))
+            except UnsealError as error:
+                parsed = Invalid(reasons=(str(error),))
             if isinstance(parsed, Invalid):
                 source = {**record.provenance(), "source_system": parsed.source_system}
                 # Keyed by source id where it could be read, else by the record's own key, so that an
                 # operator finds a rejection by what the upstream system calls it.
                 key = parsed.source_id or (record.key.decode("utf-8", "replace") if record.key else None)
-                rejected.append(
-                    Rejection(reasons=parsed.reasons, original=record.value, source=source, key=key)
-                )
+                original = self.sealer.seal(record.value)
+                rejected.append(Rejection(reasons=parsed.reasons, original=original, source=source, key=key))
             else:
                 accepted.append(normalise(parsed, self._matcher, now=now))
         await self.accept(accepted)
@@ -236,9 +268,11 @@ class IntakeService:
         limit: int,
         offset: int = 0,
     ) -> list[RequestView]:
+        """Requests as the public may see them: never one of a category the council keeps private."""
         async with self._runtime.pool.acquire() as connection:
             return await store.find_requests(
                 connection,
+                hidden_categories=self.hidden_categories,
                 report_ids=report_ids,
                 service_codes=service_codes,
                 start=start,
@@ -247,6 +281,38 @@ class IntakeService:
                 limit=limit,
                 offset=offset,
             )
+
+    @property
+    def hidden_categories(self) -> list[str]:
+        return sorted(code for code, category in self._council.categories.items() if not category.public)
+
+    def public_id(self, report_id: UUID, source_system: str) -> str:
+        return self.public_ids.public_id(report_id, source_system)
+
+    async def report_ids_of(self, public_ids: Sequence[str]) -> list[UUID]:
+        """The reports these public service_request_ids name (ids that name none are left out)."""
+        wanted = {
+            candidate: public for public in public_ids for candidate in self.public_ids.candidates(public)
+        }
+        if not wanted:
+            return []
+        async with self._runtime.pool.acquire() as connection:
+            sources = await store.sources_of(connection, list(wanted))
+        return [
+            report_id
+            for report_id, source_system in sources.items()
+            if self.public_id(report_id, source_system) == wanted[report_id]
+        ]
+
+    async def purge(self, *, retention_days: int, now: datetime | None = None) -> dict[str, int]:
+        """Purge the personal data of reports older than `retention_days` (one replica at a time)."""
+        before = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+        async with self._runtime.pool.acquire() as connection, connection.transaction():
+            if not await connection.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('intake.purge'))"):
+                return {}
+            purged = await store.purge_personal_data(connection, before=before)
+        log.info("personal_data_purged", retention_days=retention_days, **purged)
+        return purged
 
     async def report_of_token(self, token: str) -> UUID | None:
         async with self._runtime.pool.acquire() as connection:

@@ -8,8 +8,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from caseway_intake.domain.privacy import DEVELOPMENT_CONTACT_KEY, DEVELOPMENT_PUBLIC_ID_KEY
 from caseway_shared.council import LIVERPOOL_DIR
-from caseway_shared.settings import ServiceSettings
+from caseway_shared.settings import ProductionProblem, ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
@@ -44,3 +45,41 @@ class IntakeSettings(ServiceSettings):
     open311_max_photo_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Most bytes of a photo."
     )
+    # Residents' data (issue 13 item 6, docs/data-protection.md).
+    contact_keys: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_CONTACT_KEY),
+        description="Fernet keys, comma-separated, that seal contact details in rejected and dead-lettered "
+        "records; the first seals, every one opens (rotate by putting the new key first). Only intake "
+        "holds them.",
+    )
+    public_id_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_PUBLIC_ID_KEY),
+        min_length=32,
+        description="The secret public service_request_ids are made with. Never rotate it: every public "
+        "id would change.",
+    )
+    retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="Days after a report was accepted when its contact details, texts and photos are purged.",
+    )
+    purge_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often the purge runs (0 rows purged costs one query)."
+    )
+
+    @property
+    def contact_key_list(self) -> list[str]:
+        return [key.strip() for key in self.contact_keys.get_secret_value().split(",") if key.strip()]
+
+    def service_production_problems(self) -> list[ProductionProblem]:
+        problems: list[ProductionProblem] = []
+        if DEVELOPMENT_CONTACT_KEY in self.contact_key_list:
+            problems.append(
+                "development contact key: set CASEWAY_INTAKE_CONTACT_KEYS to a key of your own "
+                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+        if self.public_id_key.get_secret_value() == DEVELOPMENT_PUBLIC_ID_KEY:
+            problems.append(
+                "development public id key: set CASEWAY_INTAKE_PUBLIC_ID_KEY to a secret of your own"
+            )
+        return problems

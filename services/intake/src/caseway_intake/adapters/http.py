@@ -21,6 +21,7 @@ from starlette.responses import Response
 from caseway_intake.adapters.forms import FORM, MULTIPART, Body, BodyError, read_body
 from caseway_intake.domain import open311, updates
 from caseway_intake.domain.formats import MEDIA_TYPES, Format, render
+from caseway_intake.domain.privacy import IdempotencyConflict
 from caseway_intake.domain.validation import Invalid, text_problems
 from caseway_shared.consuming import is_infrastructure_error
 
@@ -186,18 +187,27 @@ class _Endpoints:
             reasons.append("Idempotency-Key: 1-64 letters, digits, '.', '_', ':' or '-'")
         if reasons or isinstance(parsed, Invalid):
             raise Open311Error(400, reasons)
+        request_key = uuid.uuid4().hex
+        ids = self.service.public_ids
         accepted = open311.accept_service_request(
             parsed,
             key_name=key_name,
-            request_key=uuid.uuid4().hex,
+            request_key=request_key,
             client_key=client_key,
             token=uuid.uuid4().hex,
             now=datetime.now(UTC),
             media_refs=[photo.ref for photo in body.photos],
+            report_id=ids.request_id(open311.SOURCE_SYSTEM, f"{key_name}/{client_key or request_key}"),
+            request_digest=ids.body_digest(fields, [photo.data for photo in body.photos]),
         )
         if body.photos:
             accepted = dataclasses.replace(accepted, photos=tuple(body.photos))
-        token = await self.service.submit(accepted)
+        try:
+            token = await self.service.submit(accepted)
+        except IdempotencyConflict:
+            raise Open311Error(
+                409, ["Idempotency-Key: already used for a request with another body; use a new key"]
+            ) from None
         entry: dict[str, Any] = (
             {"token": token}
             if self.settings.open311_answer_with == "token"
@@ -230,7 +240,7 @@ class _Endpoints:
         ids = _list(service_request_id)
         if ids is not None:
             # The spec: service_request_id wins over every other filter.
-            report_ids = [parsed for value in ids if (parsed := _uuid(value))]
+            report_ids = await self.service.report_ids_of(ids)
             codes, statuses, start, end = None, None, None, None
         else:
             report_ids = None
@@ -246,7 +256,11 @@ class _Endpoints:
             limit=limit,
             offset=offset,
         )
-        return answer(fmt, "service_requests", [open311.request_entry(view, self.council) for view in views])
+        return answer(fmt, "service_requests", [self.request_entry(view) for view in views])
+
+    def request_entry(self, view: open311.RequestView) -> dict[str, Any]:
+        public_id = self.service.public_id(view.report_id, str(view.event.get("source_system")))
+        return open311.request_entry(view, self.council, public_id=public_id)
 
     async def one_request(
         self,
@@ -255,15 +269,15 @@ class _Endpoints:
         jurisdiction_id: _JURISDICTION = None,
     ) -> Response:
         self.check_jurisdiction(jurisdiction_id)
-        report_id = _uuid(service_request_id)
+        report_ids = await self.service.report_ids_of([service_request_id])
         views = []
-        if report_id is not None:
+        if report_ids:
             views = await self.service.find_requests(
-                report_ids=[report_id], service_codes=None, start=None, end=None, statuses=None, limit=1
+                report_ids=report_ids, service_codes=None, start=None, end=None, statuses=None, limit=1
             )
         if not views:
             raise Open311Error(404, ["service_request_id: no such request"])
-        return answer(fmt, "service_requests", [open311.request_entry(views[0], self.council)])
+        return answer(fmt, "service_requests", [self.request_entry(views[0])])
 
     async def token(
         self, token: Annotated[str, Path(max_length=64)], fmt: _FMT, jurisdiction_id: _JURISDICTION = None
@@ -293,13 +307,17 @@ class _Endpoints:
         if reasons:
             raise Open311Error(400, reasons)
         ids = _list(service_request_id)
-        report_ids = None if ids is None else [parsed for value in ids if (parsed := _uuid(value))]
+        report_ids = None if ids is None else await self.service.report_ids_of(ids)
         if start is None and end is None and report_ids is None:
             start = datetime.now(UTC) - timedelta(days=self.settings.open311_default_days)
         views = await self.service.find_updates(
             start=start, end=end, report_ids=report_ids, limit=limit, offset=offset
         )
-        return answer(fmt, "service_request_updates", [open311.update_entry(view) for view in views])
+        entries = [
+            open311.update_entry(view, public_id=self.service.public_id(view.report_id, view.source_system))
+            for view in views
+        ]
+        return answer(fmt, "service_request_updates", entries)
 
     async def post_update(self, fmt: _FMT, request: Request) -> Response:
         body = await self.body(request)
@@ -313,7 +331,8 @@ class _Endpoints:
         parsed = open311.parse_update(fields)
         if isinstance(parsed, Invalid):
             raise Open311Error(400, list(parsed.reasons))
-        report_id = _uuid(parsed.form.service_request_id)
+        found = await self.service.report_ids_of([parsed.form.service_request_id])
+        report_id = found[0] if found else None
         # The front end's own update id makes a retried post give the first answer back.
         client_key = f"{key_name}/{parsed.form.update_id}" if parsed.form.update_id else None
         update_id = None

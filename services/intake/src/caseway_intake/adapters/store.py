@@ -41,9 +41,10 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
     rows = await connection.fetch(
         """
         INSERT INTO intake.reports
-            (report_id, source_system, source_id, client_key, channel, category, received_at, event, extras)
+            (report_id, source_system, source_id, client_key, channel, category, received_at, event, extras,
+             request_digest)
         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::timestamptz[], $8::jsonb[], $9::jsonb[])
+                             $7::timestamptz[], $8::jsonb[], $9::jsonb[], $10::bytea[])
         ON CONFLICT DO NOTHING
         RETURNING report_id
         """,
@@ -56,6 +57,7 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
         [r.event.received_at for r in reports],
         [r.event.model_dump(mode="json") for r in reports],
         [dict(r.extras) if r.extras else None for r in reports],
+        [r.request_digest for r in reports],
     )
     new = {row["report_id"] for row in rows}
     photos = [(r.event.report_id, photo) for r in reports if r.event.report_id in new for photo in r.photos]
@@ -104,6 +106,74 @@ async def tokens_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dic
     return {row["report_id"]: row["token"] for row in rows}
 
 
+async def digests_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, bytes | None]:
+    """The body digest each of these reports was accepted with (None: not an Open311 POST, or older)."""
+    rows = await connection.fetch(
+        "SELECT report_id, request_digest FROM intake.reports WHERE report_id = ANY($1::uuid[])",
+        list(report_ids),
+    )
+    return {row["report_id"]: row["request_digest"] for row in rows}
+
+
+async def sources_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """The source system of each of these reports that exists (report id -> source system)."""
+    rows = await connection.fetch(
+        "SELECT report_id, source_system FROM intake.reports WHERE report_id = ANY($1::uuid[])",
+        list(report_ids),
+    )
+    return {row["report_id"]: row["source_system"] for row in rows}
+
+
+async def purge_personal_data(connection: DbConnection, *, before: datetime) -> dict[str, int]:
+    """Purge what residents told us about themselves and in their own words from reports accepted before
+    `before`: contact details deleted, texts emptied, photos and extras dropped. Idempotent; returns how
+    many rows of each kind it changed.
+    """
+    reports = await connection.fetch(
+        """
+        UPDATE intake.reports
+        SET event = event || jsonb_build_object('description', '', 'category_text', NULL,
+                                                'attachments', '[]'::jsonb, 'attributes', '{}'::jsonb),
+            extras = NULL, purged_at = now()
+        WHERE purged_at IS NULL AND accepted_at < $1
+        RETURNING report_id
+        """,
+        before,
+    )
+    report_ids = [row["report_id"] for row in reports]
+    contacts = await connection.execute(
+        "DELETE FROM intake.reporter_contacts c USING intake.reports r"
+        " WHERE c.report_id = r.report_id AND r.accepted_at < $1",
+        before,
+    )
+    photos = await connection.execute(
+        "DELETE FROM intake.media m USING intake.reports r WHERE m.report_id = r.report_id"
+        " AND r.accepted_at < $1",
+        before,
+    )
+    update_contacts = await connection.execute(
+        "DELETE FROM intake.update_contacts c USING intake.request_updates u"
+        " WHERE c.update_id = u.update_id AND u.updated_at < $1",
+        before,
+    )
+    updates = await connection.execute(
+        "UPDATE intake.request_updates SET description = '', media_url = NULL"
+        " WHERE origin = 'resident' AND updated_at < $1 AND (description <> '' OR media_url IS NOT NULL)",
+        before,
+    )
+    return {
+        "reports": len(report_ids),
+        "contacts": _count(contacts),
+        "photos": _count(photos),
+        "update_contacts": _count(update_contacts),
+        "updates": _count(updates),
+    }
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1]) if status and status.rsplit(" ", 1)[-1].isdigit() else 0
+
+
 async def report_of_token(connection: DbConnection, token: str) -> UUID | None:
     report_id: UUID | None = await connection.fetchval(
         "SELECT report_id FROM intake.tokens WHERE token = $1", token
@@ -146,8 +216,10 @@ async def find_requests(
     statuses: Sequence[str] | None,
     limit: int,
     offset: int = 0,
+    hidden_categories: Sequence[str] = (),
 ) -> list[RequestView]:
-    """Reports with what the cases said about them, newest first; a None filter does not filter."""
+    """Reports with what the cases said about them, newest first; a None filter does not filter. Reports
+    of `hidden_categories` are never returned."""
     rows = await connection.fetch(
         """
         SELECT r.report_id, r.event, r.accepted_at, s.status, s.status_notes, s.reference,
@@ -158,6 +230,7 @@ async def find_requests(
           AND ($3::timestamptz IS NULL OR r.received_at >= $3)
           AND ($4::timestamptz IS NULL OR r.received_at <= $4)
           AND ($5::text[] IS NULL OR coalesce(s.status, 'open') = ANY($5))
+          AND r.category <> ALL($8::text[])
         ORDER BY r.received_at DESC, r.report_id
         LIMIT $6 OFFSET $7
         """,
@@ -168,6 +241,7 @@ async def find_requests(
         statuses,
         limit,
         offset,
+        list(hidden_categories),
     )
     return [RequestView(**dict(row)) for row in rows]
 
@@ -304,12 +378,13 @@ async def find_updates(
     """Updates in [start, end] (both inclusive, to the second), oldest first, as the feed shows them."""
     rows = await connection.fetch(
         """
-        SELECT update_id, report_id, status, description, external_status_code, media_url, updated_at
-        FROM intake.request_updates
-        WHERE ($1::timestamptz IS NULL OR updated_at >= $1)
-          AND ($2::timestamptz IS NULL OR updated_at <= $2)
-          AND ($3::uuid[] IS NULL OR report_id = ANY($3))
-        ORDER BY updated_at, update_id
+        SELECT u.update_id, u.report_id, u.status, u.description, u.external_status_code, u.media_url,
+               u.updated_at, r.source_system
+        FROM intake.request_updates u JOIN intake.reports r USING (report_id)
+        WHERE ($1::timestamptz IS NULL OR u.updated_at >= $1)
+          AND ($2::timestamptz IS NULL OR u.updated_at <= $2)
+          AND ($3::uuid[] IS NULL OR u.report_id = ANY($3))
+        ORDER BY u.updated_at, u.update_id
         LIMIT $4 OFFSET $5
         """,
         start,

@@ -36,6 +36,8 @@ class AcceptedReport:
     token: str | None = None
     extras: Mapping[str, Any] | None = None
     photos: tuple[Photo, ...] = ()
+    # A keyed fingerprint of the Open311 body, so that a reused Idempotency-Key with another body is refused.
+    request_digest: bytes | None = None
 
 
 def normalise(

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from caseway_intake.domain.formats import clean_text
 from caseway_intake.domain.normalise import AcceptedReport, report_id_for
+from caseway_intake.domain.privacy import coarse
 from caseway_intake.domain.updates import POSTED_STATUSES
 from caseway_intake.domain.validation import Invalid, describe_errors, text_problems
 from caseway_shared.contact_centre import ReporterContact
@@ -289,15 +290,19 @@ def accept_service_request(
     token: str,
     now: datetime,
     media_refs: Sequence[str] = (),
+    report_id: UUID | None = None,
+    request_digest: bytes | None = None,
 ) -> AcceptedReport:
     """The accepted report for a valid POST. The same key name and client key give the same report id, so
     a client that posts again with its idempotency key gets the first answer back. `media_refs` name the
-    photos sent with the request (stored by intake).
+    photos sent with the request (stored by intake). `report_id` is the id the caller made for the source
+    id (keyed: `PublicIds.request_id`); `request_digest` the body's fingerprint, to refuse a reused key.
     """
     form = request.form
+    source_id = f"{key_name}/{client_key or request_key}"
     event = ReportReceived(
         occurred_at=now,
-        report_id=report_id_for(SOURCE_SYSTEM, f"{key_name}/{client_key or request_key}"),
+        report_id=report_id or report_id_for(SOURCE_SYSTEM, source_id),
         source_system=SOURCE_SYSTEM,
         source_id=f"{key_name}/{client_key or request_key}",
         channel=Channel.OPEN311,
@@ -322,6 +327,7 @@ def accept_service_request(
         client_key=event.source_id if client_key else None,
         token=token,
         extras=request.extras or None,
+        request_digest=request_digest,
     )
 
 
@@ -383,15 +389,32 @@ class RequestView:
     updated_at: datetime | None = None
 
 
-def request_entry(view: RequestView, council: Council) -> dict[str, Any]:
-    """A service request in the spec's field order. No contact details: the resident's stay with intake."""
+# Land that is someone's home or property: its reports show only a coarse location (docs/data-protection.md).
+PRIVATE_LAND = frozenset({"private", "housing"})
+
+
+def is_private_place(place: Mapping[str, Any]) -> bool:
+    """Whether a report's place is private property: private or housing land, or a property's UPRN."""
+    return bool(place.get("uprn")) or str(place.get("land_type") or "").lower() in PRIVATE_LAND
+
+
+def request_entry(view: RequestView, council: Council, *, public_id: str | None = None) -> dict[str, Any]:
+    """A service request in the spec's field order. No contact details: the resident's stay with intake.
+    A report on private property shows its location rounded to about 100 m, no address, no property id
+    and only the postcode's outward part. `public_id` is its public service_request_id."""
     event = view.event
     place = event.get("place") or {}
     point = place.get("point") or {}
     category = council.categories.get(event["category"])
     attachments = event.get("attachments") or []
+    lat, lon = point.get("lat"), point.get("lon")
+    address, address_id, zipcode = place.get("address"), place.get("uprn"), place.get("postcode")
+    if is_private_place(place):
+        lat, lon = coarse(lat), coarse(lon)
+        address, address_id = None, None
+        zipcode = zipcode.split()[0] if zipcode else None
     return {
-        "service_request_id": str(view.report_id),
+        "service_request_id": public_id or str(view.report_id),
         "status": view.status or "open",
         "status_notes": view.status_notes,
         "service_name": category.name if category else event["category"],
@@ -402,11 +425,11 @@ def request_entry(view: RequestView, council: Council) -> dict[str, Any]:
         "requested_datetime": _w3c(datetime.fromisoformat(event["received_at"])),
         "updated_datetime": _w3c(view.updated_at or view.accepted_at),
         "expected_datetime": _w3c(view.expected_at) if view.expected_at else None,
-        "address": place.get("address"),
-        "address_id": place.get("uprn"),
-        "zipcode": place.get("postcode"),
-        "lat": point.get("lat"),
-        "long": point.get("lon"),
+        "address": address,
+        "address_id": address_id,
+        "zipcode": zipcode,
+        "lat": lat,
+        "long": lon,
         "media_url": attachments[0] if attachments else None,
     }
 
@@ -429,13 +452,14 @@ class UpdateView:
     external_status_code: str | None
     media_url: str | None
     updated_at: datetime
+    source_system: str = SOURCE_SYSTEM
 
 
-def update_entry(view: UpdateView) -> dict[str, Any]:
+def update_entry(view: UpdateView, *, public_id: str | None = None) -> dict[str, Any]:
     """A request_update with the fields FixMyStreet's client reads (Open311/UpdatesBase.pm)."""
     return {
         "update_id": view.update_id,
-        "service_request_id": str(view.report_id),
+        "service_request_id": public_id or str(view.report_id),
         "status": view.status,
         "updated_datetime": _w3c(view.updated_at),
         "description": view.description,

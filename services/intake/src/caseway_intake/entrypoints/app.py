@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
@@ -10,9 +11,11 @@ from fastapi import FastAPI
 
 from caseway_intake.adapters.api_keys import register_api_key
 from caseway_intake.adapters.http import install_error_handlers, open311_router
+from caseway_intake.domain.privacy import PublicIds, Sealer
 from caseway_intake.entrypoints.consumers import subscribe_consumers
 from caseway_intake.service import SERVICE, IntakeService
 from caseway_intake.settings import IntakeSettings
+from caseway_shared.consuming import is_infrastructure_error
 from caseway_shared.council import load_council
 from caseway_shared.runtime import ServiceRuntime
 
@@ -26,7 +29,15 @@ SEED_KEY_NAME = "seed"
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings=settings, service=SERVICE, schema="intake")
-    service = IntakeService(runtime=runtime, council=load_council(settings.council_dir))
+    sealer = Sealer(settings.contact_key_list)
+    service = IntakeService(
+        runtime=runtime,
+        council=load_council(settings.council_dir),
+        sealer=sealer,
+        public_ids=PublicIds(settings.public_id_key.get_secret_value()),
+    )
+    # Dead letters leave intake with the resident's contact details sealed; a replay is unsealed by intake.
+    runtime.dead_letters.value_of = lambda record: sealer.seal(record.value)
     subscribe_consumers(runtime, service)
 
     @contextlib.asynccontextmanager
@@ -37,7 +48,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 await register_api_key(
                     runtime.pool, name=SEED_KEY_NAME, key=settings.open311_seed_api_key.get_secret_value()
                 )
-            yield
+            purging = asyncio.create_task(_purge_periodically(service, settings))
+            try:
+                yield
+            finally:
+                purging.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purging
 
     app = FastAPI(
         title="Caseway intake: Open311 GeoReport v2",
@@ -51,3 +68,17 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.service = service
     return app
+
+
+async def _purge_periodically(service: IntakeService, settings: IntakeSettings) -> None:
+    """The retention job: purge residents' personal data past `retention_days`, every interval."""
+    while True:
+        try:
+            await service.purge(retention_days=settings.retention_days)
+        except Exception as error:  # the next round tries again; a purge must never stop the service
+            log.warning(
+                "personal_data_purge_failed",
+                error_type=type(error).__name__,
+                outage=is_infrastructure_error(error),
+            )
+        await asyncio.sleep(settings.purge_interval_seconds)

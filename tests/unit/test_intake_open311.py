@@ -160,7 +160,9 @@ def test_a_request_entry_and_errors_in_xml():
     assert entry["service_request_id"] == str(report_id)
     assert entry["status"] == "closed"
     assert entry["long"] == -2.9
-    assert entry["address_id"] == "100"
+    # A property's UPRN: private property, so no address and no property id (issue 13 item 6).
+    assert entry["address_id"] is None
+    assert entry["address"] is None
     assert entry["requested_datetime"] == "2026-11-23T09:00:00+00:00"
     xml = ET.fromstring(render("xml", "service_requests", [entry]))
     assert xml.findtext("request/status_notes") == "Filled"

@@ -30,6 +30,8 @@ SECURE = {
     "CASEWAY_NOTIFIER_SMTP_USERNAME": "caseway",
     "CASEWAY_NOTIFIER_SMTP_PASSWORD": "smtp-secret",
     "CASEWAY_NOTIFIER_SMTP_STARTTLS": "true",
+    "CASEWAY_INTAKE_CONTACT_KEYS": "q3Tg9bJkZ4mB8vYwR2xN5cD7fH1sL6pA0eK9uW3iO2E=",
+    "CASEWAY_INTAKE_PUBLIC_ID_KEY": "a-long-random-secret-for-public-request-ids",
 }
 
 

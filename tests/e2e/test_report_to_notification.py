@@ -116,7 +116,7 @@ async def _services(infra, smtp_port: int, otlp_endpoint: str):
             )
         async with httpx.AsyncClient() as client:
             for service, port in ports.items():
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 180  # readiness: a loaded 2-core machine starts slowly
                 while True:
                     try:
                         response = await client.get(f"http://127.0.0.1:{port}/readyz")
@@ -191,7 +191,7 @@ async def test_a_contact_centre_report_becomes_a_case_and_a_notification(infra, 
             )
             await producer.stop()
 
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
             while time.monotonic() < deadline:
                 # Three teams and the neighbourhood manager (three departments: a joined-up case).
                 sent, unsent = await db.fetchrow(

@@ -126,7 +126,7 @@ async def router_url(infra) -> AsyncIterator[str]:
         )
         try:
             async with httpx.AsyncClient() as client:
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
                 while True:
                     assert process.poll() is None, f"the router exited; see {log_path}"
                     with contextlib.suppress(httpx.HTTPError):

@@ -6,7 +6,9 @@ public facts; an Idempotency-Key reused with another body is refused; the retent
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +18,7 @@ from cryptography.fernet import Fernet
 from caseway_intake.domain.normalise import report_id_for
 from caseway_intake.domain.privacy import DEVELOPMENT_CONTACT_KEY
 
-from .conftest import API_KEY
+from .conftest import API_KEY, running_intake, settings_for
 
 pytestmark = pytest.mark.infra
 V2 = "/open311/v2"
@@ -199,3 +201,30 @@ async def test_the_retention_job_purges_contact_details_texts_and_photos(intake,
     assert f"Old words {run}" not in json.dumps(shown)
     # Run again: nothing left to purge.
     assert (await service.purge(retention_days=365))["reports"] == 0
+
+
+async def test_the_running_service_purges_on_its_own_schedule(infra, db):
+    """The scheduled job, not a call: an intake with a one-day retention, purging every 0.2 s, purges a
+    report once it is two days old (this session's database holds nothing older: its own)."""
+    run = uuid.uuid4().hex[:8]
+    settings = settings_for(infra, retention_days=1, purge_interval_seconds=0.2)
+    async with running_intake(settings) as running:
+        posted = await running.client.post(f"{V2}/requests.json", data=_form(description=f"Aged {run}"))
+        report_id = uuid.UUID(posted.json()[0]["service_request_id"])
+        assert (
+            await db.fetchval("SELECT purged_at FROM intake.reports WHERE report_id = $1", report_id) is None
+        )
+        await db.execute(
+            "UPDATE intake.reports SET accepted_at = now() - interval '2 days' WHERE report_id = $1",
+            report_id,
+        )
+        deadline = time.monotonic() + 30
+        while (
+            await db.fetchval("SELECT purged_at FROM intake.reports WHERE report_id = $1", report_id) is None
+        ):
+            assert time.monotonic() < deadline, "the scheduled purge did not run"
+            await asyncio.sleep(0.2)
+    assert (
+        await db.fetchval("SELECT count(*) FROM intake.reporter_contacts WHERE report_id = $1", report_id)
+        == 0
+    )

@@ -160,7 +160,7 @@ async def _services(env: dict[str, str], log_dir):
             )
         async with httpx.AsyncClient() as client:
             for service, port in ports.items():
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
                 while True:
                     try:
                         if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:

@@ -48,7 +48,7 @@ async def running_intake(settings: IntakeSettings) -> AsyncIterator[Running]:
     """The intake app started as uvicorn would start it, ready (consumers assigned) before it yields."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
         while not all((await app.state.runtime.readiness()).values()):
             assert time.monotonic() < deadline, "intake did not become ready"
             await asyncio.sleep(0.2)

@@ -374,7 +374,7 @@ async def notifier(infra, mail_sink, webhooks, notify, tmp_path_factory):
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all")
     await producer.start()
     async with app.router.lifespan_context(app):
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
         while not all((await app.state.runtime.readiness()).values()):
             assert time.monotonic() < deadline, "the notifier did not become ready"
             await asyncio.sleep(0.2)

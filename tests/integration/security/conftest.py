@@ -149,7 +149,7 @@ class SecuredKafka:
 async def _wait_until_acls_apply(secured: SecuredKafka) -> None:
     """CreateAcls returns once the controller committed them; the broker applies its metadata a moment
     later. Wait until each service may write its heartbeat before a test relies on its grants."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
     for service in SERVICES:
         user = f"caseway-{service}"
         settings = secured.settings(user)

@@ -149,7 +149,11 @@ async def test_a_service_reports_health_readiness_metrics_and_heartbeats_and_dea
 
         beats = await _wait_for(heartbeat)
         assert beats[-1]["service"] == "router"
-        assert {p["topic"] for p in beats[-1]["assigned"]} == {topic}
+        # The router reads reports and residents' updates (FixMyStreet comments and reopens).
+        assert {p["topic"] for p in beats[-1]["assigned"]} == {
+            topic,
+            f"{infra.topic_prefix}reports.updates.v1",
+        }
 
         spec = (await client.get("/asyncapi.json")).json()
         assert spec["asyncapi"] == "3.0.0"

@@ -29,6 +29,9 @@ def parse_update(record: Record) -> ResidentUpdateReceived:
         raise MalformedMessage.from_validation_error(error) from error
 
 
+_OVERDUE_REMEMBERED = 10_000
+
+
 class ResidentUpdates:
     """`wait_for_routing`: how long one batch waits for a report the router has not routed yet (the update
     and its report travel on different topics, so an update can overtake its report while the router is
@@ -38,6 +41,7 @@ class ResidentUpdates:
     def __init__(self, *, desk: StaffDesk, wait_for_routing: float = 30.0) -> None:
         self._desk = desk
         self._wait = wait_for_routing
+        self._overdue: dict[str, None] = {}  # updates that waited their full time, oldest first
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
         """Each update in its own unit of work, in the order they came (one report's updates share a
@@ -52,7 +56,20 @@ class ResidentUpdates:
                 try:
                     await self._desk.resident_update(update)
                     break
-                except NotYetRouted:
+                except NotYetRouted as error:
+                    if update.update_id in self._overdue:
+                        # It already waited its full time once: when the consumer retries it alone it is
+                        # dead-lettered at once (replayable), instead of every retry waiting again and
+                        # stalling its partition for retries x records x the wait.
+                        raise MalformedMessage(
+                            [f"report not routed within {self._wait:.0f} s of its update: {error}"]
+                        ) from error
                     if time.monotonic() >= deadline:
+                        self._remember_overdue(update.update_id)
                         raise
                     await asyncio.sleep(0.5)
+
+    def _remember_overdue(self, update_id: str) -> None:
+        self._overdue[update_id] = None
+        while len(self._overdue) > _OVERDUE_REMEMBERED:
+            self._overdue.pop(next(iter(self._overdue)))

@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from caseway_intake.adapters.store import api_key_name, insert_api_key
+from caseway_intake.adapters.store import api_key_name, insert_api_key, replace_api_key
 
 if TYPE_CHECKING:
     import asyncpg
@@ -35,6 +35,15 @@ async def register_api_key(pool: asyncpg.Pool, *, name: str, key: str) -> bool:
         raise ValueError("a key name is 1-40 lower-case letters, digits and hyphens")
     async with pool.acquire() as connection:
         return await insert_api_key(connection, name=name, key_hash=key_digest(key))
+
+
+async def seed_api_key(pool: asyncpg.Pool, *, name: str, key: str) -> None:
+    """The configured seed key is the live key of `name`: a restart with the same key changes nothing, and
+    one with another key replaces it (it used to be ignored, so a rotated seed key answered 403)."""
+    if not KEY_NAME.match(name):
+        raise ValueError("a key name is 1-40 lower-case letters, digits and hyphens")
+    async with pool.acquire() as connection:
+        await replace_api_key(connection, name=name, key_hash=key_digest(key))
 
 
 class ApiKeys:

@@ -191,6 +191,17 @@ async def insert_api_key(connection: DbConnection, *, name: str, key_hash: bytes
     return row is not None
 
 
+async def replace_api_key(connection: DbConnection, *, name: str, key_hash: bytes) -> None:
+    """Make `key_hash` the live key of `name`, whatever `name` held before (rotation)."""
+    await connection.execute(
+        "INSERT INTO intake.api_keys (key_hash, name) VALUES ($1, $2)"
+        " ON CONFLICT (name) DO UPDATE"
+        " SET key_hash = excluded.key_hash, created_at = now(), revoked_at = NULL",
+        key_hash,
+        name,
+    )
+
+
 async def api_key_name(connection: DbConnection, key_hash: bytes) -> str | None:
     """The name of the live key with this digest, if any."""
     name: str | None = await connection.fetchval(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import structlog
 from fastapi import FastAPI
 
-from caseway_intake.adapters.api_keys import register_api_key
+from caseway_intake.adapters.api_keys import seed_api_key
 from caseway_intake.adapters.http import install_error_handlers, open311_router
 from caseway_intake.domain.privacy import PublicIds, Sealer
 from caseway_intake.entrypoints.consumers import subscribe_consumers
@@ -44,8 +44,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime.lifespan(app):
             if settings.open311_seed_api_key is not None:
-                # Idempotent: a restart finds the key already registered.
-                await register_api_key(
+                # Idempotent, and a changed seed key replaces the one registered before.
+                await seed_api_key(
                     runtime.pool, name=SEED_KEY_NAME, key=settings.open311_seed_api_key.get_secret_value()
                 )
             purging = asyncio.create_task(_purge_periodically(service, settings))

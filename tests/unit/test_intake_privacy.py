@@ -176,3 +176,15 @@ def test_production_refuses_the_development_keys(monkeypatch):
     with pytest.raises(ValidationError) as caught:
         IntakeSettings()
     assert "development" not in str(caught.value)  # the other refusals (plaintext Kafka, ...) remain
+
+
+def test_a_record_nested_too_deep_to_parse_is_sealed_whole_and_opens_again():
+    from cryptography.fernet import Fernet  # noqa: PLC0415
+
+    from caseway_intake.domain.privacy import Sealer  # noqa: PLC0415
+
+    sealer = Sealer([Fernet.generate_key().decode()])
+    deep = b"[" * 20_000 + b"]" * 20_000
+    sealed = sealer.seal(deep)
+    assert deep not in sealed
+    assert sealer.unseal(sealed) == deep

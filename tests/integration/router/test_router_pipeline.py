@@ -56,7 +56,13 @@ async def running_routers(infra, count: int = 1) -> AsyncIterator[list[tuple[Ser
 
 
 def assigned_partitions(runtime: ServiceRuntime) -> set[int]:
-    return {tp.partition for subscriber in runtime._subscribers for tp in subscriber.consumer.assignment()}
+    """The partitions of reports.received.v1 this replica owns (the router reads residents' updates too)."""
+    return {
+        tp.partition
+        for subscriber in runtime._subscribers
+        for tp in subscriber.consumer.assignment()
+        if tp.topic.endswith("reports.received.v1")
+    }
 
 
 def report(

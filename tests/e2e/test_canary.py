@@ -40,9 +40,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiosmtpd.controller import Controller
 
-from caseway_intake.domain.normalise import report_id_for
 from caseway_intake.domain.privacy import DEVELOPMENT_PUBLIC_ID_KEY, PublicIds
 from caseway_shared.council import LIVERPOOL_DIR
+from caseway_shared.events import report_id_for
 from caseway_shared.topics import CATALOGUE, Topic
 
 pytestmark = pytest.mark.infra

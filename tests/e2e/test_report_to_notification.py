@@ -22,8 +22,8 @@ from aiosmtpd.controller import Controller
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from typer.testing import CliRunner
 
-from caseway_intake.normalise import report_id_for
 from caseway_ops.cli import app as cli
+from caseway_shared.events import report_id_for
 
 pytestmark = pytest.mark.infra
 

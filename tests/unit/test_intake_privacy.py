@@ -13,7 +13,6 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from caseway_intake.domain.normalise import report_id_for
 from caseway_intake.domain.open311 import RequestView, request_entry
 from caseway_intake.domain.privacy import (
     DEVELOPMENT_CONTACT_KEY,
@@ -27,6 +26,7 @@ from caseway_intake.service import Rejection
 from caseway_intake.settings import IntakeSettings
 from caseway_shared.consuming import DeadLetters
 from caseway_shared.council import load_council
+from caseway_shared.events import report_id_for
 from caseway_shared.kafka import Record
 
 COUNCIL = load_council()

@@ -4,10 +4,11 @@ import json
 from datetime import UTC, datetime
 
 from caseway_intake.domain.categories import map_category
-from caseway_intake.domain.normalise import normalise, report_id_for
+from caseway_intake.domain.normalise import normalise
 from caseway_intake.domain.validation import Invalid, parse_contact_centre_event
 from caseway_shared.contact_centre import ContactCentreReport
 from caseway_shared.council import load_council
+from caseway_shared.events import report_id_for
 
 COUNCIL = load_council()
 

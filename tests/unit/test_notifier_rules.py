@@ -11,14 +11,13 @@ from uuid import uuid4
 from caseway_notifier.adapters.channels import notify_token
 from caseway_notifier.adapters.rate_limit import TokenBucket
 from caseway_notifier.domain.cases import apply_event
-from caseway_notifier.domain.delivery import backoff_delay
 from caseway_notifier.domain.directory import Directory, QuietHours, WorkingHours, load_directory
 from caseway_notifier.domain.hours import digest_period, next_allowed_time, quiet_until
-from caseway_notifier.domain.kinds import ACKNOWLEDGED, CLOSED, ESCALATION, NEW_CASES_DIGEST, REPORTS_DIGEST
 from caseway_notifier.domain.planning import plan_escalation, plan_notifications
 from caseway_notifier.domain.wording import compose_digest
+from caseway_shared.backoff import backoff_delay
 from caseway_shared.council import LIVERPOOL_DIR
-from caseway_shared.events import CaseOpened, CaseStatusChanged, ReportLinked
+from caseway_shared.events import CaseOpened, CaseStatus, CaseStatusChanged, NotificationKind, ReportLinked
 
 LIVERPOOL = load_directory(LIVERPOOL_DIR)
 HOOD = "N01 City Centre & Waterfront South"
@@ -119,7 +118,7 @@ def test_a_digest_team_gets_new_cases_folded_into_one_digest_per_period():
     second = plan_notifications(_opened(), directory, now=MONDAY_NOON + timedelta(minutes=20))
     later = plan_notifications(_opened(), directory, now=MONDAY_NOON + timedelta(minutes=70))
     assert first.notifications == ()
-    assert {d.kind for d in first.digests} == {NEW_CASES_DIGEST}
+    assert {d.kind for d in first.digests} == {NotificationKind.NEW_CASES_DIGEST}
     assert {d.key for d in first.digests} == {d.key for d in second.digests}
     assert not {d.key for d in first.digests} & {d.key for d in later.digests}
     assert len({e.entry_key for e in (*first.entries, *second.entries)}) == 4  # 2 cases x 2 channels
@@ -145,11 +144,13 @@ def test_linked_reports_are_counted_into_a_per_case_digest_per_period_and_send_n
     assert all(plan.notifications == () for plan in plans)
     digest_keys = {d.key for plan in plans for d in plan.digests}
     assert len(digest_keys) == 2  # one per channel of the team
-    assert all(REPORTS_DIGEST in key and str(opened.case_id) in key for key in digest_keys)
+    assert all(NotificationKind.REPORTS_DIGEST in key and str(opened.case_id) in key for key in digest_keys)
     entry_keys = {e.entry_key for plan in plans for e in plan.entries}
     assert len(entry_keys) == 6  # every linked report, on each channel, once
     lines = [e.line for plan in plans for e in plan.entries if e.channel == "email"]
-    subject, body = compose_digest(REPORTS_DIGEST, "More residents reported case LV-2026-000042", "x", lines)
+    subject, body = compose_digest(
+        NotificationKind.REPORTS_DIGEST, "More residents reported case LV-2026-000042", "x", lines
+    )
     assert body.startswith("3 more residents reported this.")
     assert "3 more" in subject
     next_hour = plan_notifications(
@@ -167,7 +168,7 @@ def test_a_linked_report_of_an_unknown_or_closed_case_is_not_counted():
         directory,
     )
     assert closed is not None
-    assert closed.status == CLOSED
+    assert closed.status == CaseStatus.CLOSED
     assert (
         plan_notifications(_linked(opened.case_id, 2), directory, now=MONDAY_NOON, case=closed).entries == ()
     )
@@ -188,9 +189,11 @@ def test_escalation_time_is_the_configured_share_of_the_time_to_due_and_acknowle
         directory,
     )
     assert acknowledged is not None
-    assert acknowledged.status == ACKNOWLEDGED
+    assert acknowledged.status == CaseStatus.ACKNOWLEDGED
     escalations = plan_escalation(case, directory, now=MONDAY_NOON + timedelta(hours=8))
-    assert [(e.team, e.channel, e.kind) for e in escalations] == [(f"manager:{HOOD}", "sms", ESCALATION)]
+    assert [(e.team, e.channel, e.kind) for e in escalations] == [
+        (f"manager:{HOOD}", "sms", NotificationKind.ESCALATION)
+    ]
     assert escalations == plan_escalation(case, directory, now=MONDAY_NOON + timedelta(hours=8))
 
 

@@ -10,13 +10,20 @@ from caseway_notifier.adapters.channels import InMemoryChannel, Message, Transie
 from caseway_notifier.adapters.memory import InMemoryNotifierStore
 from caseway_notifier.domain.batch import Correlated
 from caseway_notifier.domain.directory import Directory
-from caseway_notifier.domain.kinds import ACKNOWLEDGED, CLOSED, ESCALATION
 from caseway_notifier.domain.planning import plan_escalation
 from caseway_notifier.service.case_events import CaseEvents
 from caseway_notifier.service.messages import Messages
 from caseway_notifier.service.sending import Sender
 from caseway_notifier.settings import NotifierSettings
-from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseUnassigned, ReportLinked
+from caseway_shared.events import (
+    CaseAssigned,
+    CaseClosed,
+    CaseOpened,
+    CaseStatus,
+    CaseUnassigned,
+    NotificationKind,
+    ReportLinked,
+)
 from caseway_shared.unit_of_work import InMemoryUnitOfWork
 
 HOOD = "N01"
@@ -237,16 +244,16 @@ async def test_a_closed_case_is_sent_nothing_and_an_acknowledged_one_is_not_esca
     h = Harness()
     closed, acknowledged = _opened("waste"), _opened("waste")
     await h.case_events().handle([(closed, "c"), (acknowledged, "c")])
-    h.store.set_case(h.store.cases[closed.case_id], status=CLOSED)
+    h.store.set_case(h.store.cases[closed.case_id], status=CaseStatus.CLOSED)
     case = h.store.cases[acknowledged.case_id]
     escalation = plan_escalation(case, h.directory, now=START)
     await h.store.record_planned([Correlated(n, "c") for n in escalation])
-    h.store.set_case(case, status=ACKNOWLEDGED)
+    h.store.set_case(case, status=CaseStatus.ACKNOWLEDGED)
     await h.sender().deliver_due()
     sent = {(m.key.split("|")[0], m.key.split("|")[-1]) for m in (*h.email.sent, *h.webhook.sent)}
     assert (str(closed.case_id), "new-case") not in sent
     assert (str(acknowledged.case_id), "new-case") in sent
-    assert (str(acknowledged.case_id), ESCALATION) not in sent
+    assert (str(acknowledged.case_id), NotificationKind.ESCALATION) not in sent
     reasons = {o.error for o in h.store.attempts if o.status == "suppressed"}
     assert reasons == {"case closed", "case acknowledged"}
 

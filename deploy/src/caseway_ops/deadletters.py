@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from caseway_ops.kafka_inspect import read_topic
 from caseway_shared import headers as h
-from caseway_shared.topics import Topic
+from caseway_shared.topics import Topic, topic_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -61,7 +61,7 @@ class DeadLetter:
 
 async def list_dead_letters(bootstrap: str, database_url: str, *, prefix: str = "") -> list[DeadLetter]:
     """Every record on the dead-letter topic, with when it was replayed, if it was."""
-    topic = f"{prefix}{Topic.DEADLETTER.value}"
+    topic = topic_name(Topic.DEADLETTER, prefix)
     found = [
         DeadLetter(
             topic=record.topic,

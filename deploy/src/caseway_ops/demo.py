@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 from rich.table import Table
 
-from caseway_intake.normalise import report_id_for
+from caseway_shared.events import report_id_for
 from caseway_shared.settings import ServiceSettings
-from caseway_shared.topics import Topic
+from caseway_shared.topics import Topic, topic_name
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -118,7 +118,7 @@ async def run_demo(console: Console, config: StackConfig, *, timeout: float = 60
     )
     await producer.start()
     try:
-        topic = f"{settings.topic_prefix}{Topic.CONTACT_CENTRE_REPORTS.value}"
+        topic = topic_name(Topic.CONTACT_CENTRE_REPORTS, settings.topic_prefix)
         for key, value in events:
             await producer.send_and_wait(topic, value, key=key.encode())
     finally:
@@ -219,7 +219,7 @@ async def _show(
 
 async def _show_rejections(console: Console, settings: ServiceSettings, run: str) -> None:
     consumer = AIOKafkaConsumer(
-        f"{settings.topic_prefix}{Topic.REPORTS_REJECTED.value}",
+        topic_name(Topic.REPORTS_REJECTED, settings.topic_prefix),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"demo-reader-{run}",
         auto_offset_reset="earliest",

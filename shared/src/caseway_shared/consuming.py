@@ -44,6 +44,8 @@ import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from caseway_shared import headers as h
+from caseway_shared.backoff import backoff_delay
+from caseway_shared.errors import validation_reasons
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
@@ -112,7 +114,7 @@ class MalformedMessage(Exception):
     @classmethod
     def from_validation_error(cls, error: ValidationError) -> MalformedMessage:
         """pydantic's errors as `field: message` reasons (the input values are not repeated)."""
-        return cls([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_input=False)])
+        return cls(list(validation_reasons(error)))
 
 
 def is_infrastructure_error(error: BaseException) -> bool:
@@ -148,8 +150,12 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter, so replicas do not retry in step."""
-        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+        return backoff_delay(
+            attempt,
+            base=self.backoff_seconds,
+            cap=self.max_backoff_seconds,
+            jitter=random.random(),  # noqa: S311 - jitter, not security
+        )
 
 
 class PartitionControl(Protocol):

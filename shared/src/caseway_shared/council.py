@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from caseway_shared.events import Priority
+
 LIVERPOOL_DIR = Path(__file__).parent / "councils" / "liverpool"
 TRIAGE = "triage"
 
@@ -75,7 +77,7 @@ class Category(BaseModel):
     keywords: tuple[str, ...] = ()
     lead: str
     also: tuple[AlsoRule, ...] = ()
-    priority: Literal["low", "normal", "urgent"] = "normal"
+    priority: Priority = Priority.NORMAL
     target: Target | None = None
     urgent_when: tuple[str, ...] = ()
     urgent_target: Target | None = None

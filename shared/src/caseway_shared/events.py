@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -27,6 +27,34 @@ class Channel(StrEnum):
     APP = "app"
     WALK_IN = "walk-in"
     OPEN311 = "open311"
+
+
+class CaseStatus(StrEnum):
+    """Where a case stands. Open: nobody has taken it up yet (the notifier escalates it when it is late);
+    acknowledged: a department has taken it up; closed: finished, with a resolution."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    """How fast a case must be dealt with: a category's own, or urgent when its report says so."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class NotificationKind(StrEnum):
+    """What an alert to a team is about (the last part of its notification key)."""
+
+    NEW_CASE = "new-case"
+    JOINING_UP = "joining-up"
+    REPORT_LINKED = "report-linked"
+    ESCALATION = "escalation"
+    REPORTS_DIGEST = "reports-digest"
+    NEW_CASES_DIGEST = "new-cases-digest"
 
 
 class GeoPoint(BaseModel):
@@ -89,6 +117,16 @@ class ReportReceived(_Event):
     )
 
 
+# Report ids are derived from (source system, source id), so the same upstream report always has the same
+# id, whichever replica of intake sees it and however often; tools that replay or check reports use it too.
+REPORT_ID_NAMESPACE = UUID("6f1d0c55-4a4e-4c1b-9a43-6b0c3a5e2f10")
+
+
+def report_id_for(source_system: str, source_id: str) -> UUID:
+    """The report id of the upstream report `source_id` of `source_system` (a version-5 UUID)."""
+    return uuid5(REPORT_ID_NAMESPACE, f"{source_system}\x1f{source_id}")
+
+
 class CaseOpened(_Event):
     """A new case, opened for a report that is not another report of an open problem."""
 
@@ -97,7 +135,7 @@ class CaseOpened(_Event):
     reference: str = Field(description="The reference staff and the resident quote, e.g. LV-2026-000123.")
     report_id: UUID
     category: str
-    priority: str
+    priority: Priority
     neighbourhood: str | None
     ward_code: str | None
     lead_department: str
@@ -154,12 +192,12 @@ class CaseFlagged(_Event):
 
 
 class CaseStatusChanged(_Event):
-    """A case moved between statuses (open, acknowledged, in progress, closed)."""
+    """A case moved between statuses (open, acknowledged, closed)."""
 
     event_type: Literal["CaseStatusChanged"] = "CaseStatusChanged"
     case_id: UUID
     reference: str
-    status: str
+    status: CaseStatus
     note: str | None = None
     department: str | None = Field(
         default=None, description="The department whose part changed (an acknowledgement), if one."
@@ -295,7 +333,7 @@ class NotificationSent(_Event):
     case_id: UUID
     team: str
     channel: str
-    kind: str
+    kind: NotificationKind
     attempts: int = 1
 
 
@@ -307,7 +345,7 @@ class NotificationFailed(_Event):
     case_id: UUID
     team: str
     channel: str
-    kind: str
+    kind: NotificationKind
     attempts: int
     error: str
 
@@ -320,7 +358,7 @@ class NotificationSuppressed(_Event):
     case_id: UUID
     team: str
     channel: str
-    kind: str
+    kind: NotificationKind
     reason: str
 
 

@@ -19,6 +19,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from caseway_shared import topics
 from caseway_shared.headers import decode_headers
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 def topic_name(settings: ServiceSettings, topic: Topic) -> str:
     """The name of `topic` on the broker for this deployment."""
-    return f"{settings.topic_prefix}{topic.value}"
+    return topics.topic_name(topic, settings.topic_prefix)
 
 
 def ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:

@@ -27,7 +27,7 @@ def min_insync_replicas(replication_factor: int) -> int:
 
 
 class Topic(StrEnum):
-    """The base names of Caseway's topics (a deployment may add a prefix, see `TopicSpec.full_name`)."""
+    """The base names of Caseway's topics (a deployment may add a prefix, see `topic_name`)."""
 
     CONTACT_CENTRE_REPORTS = "contact-centre.reports.v1"
     REPORTS_RECEIVED = "reports.received.v1"
@@ -37,6 +37,12 @@ class Topic(StrEnum):
     NOTIFICATIONS = "notifications.v1"
     DEADLETTER = "ops.deadletter.v1"
     HEARTBEAT = "ops.heartbeat.v1"
+
+
+def topic_name(topic: Topic | str, prefix: str = "") -> str:
+    """The one rule for a topic's name on the broker: the deployment's prefix (tests and load runs use one
+    of their own) and the catalogue's base name. `topic` may be a base name read from a command line."""
+    return f"{prefix}{Topic(topic).value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,7 @@ class TopicSpec:
 
     def full_name(self, prefix: str = "") -> str:
         """The topic's name on the broker for a deployment that uses `prefix` (tests use one per run)."""
-        return f"{prefix}{self.topic.value}"
+        return topic_name(self.topic, prefix)
 
     def configs(self, replication_factor: int = PRODUCTION_REPLICATION_FACTOR) -> dict[str, str]:
         """The topic-level configuration Kafka is given when the topic is created."""

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.fernet import Fernet
 
-from caseway_intake.domain.normalise import report_id_for
 from caseway_intake.domain.privacy import DEVELOPMENT_CONTACT_KEY
+from caseway_shared.events import report_id_for
 
 from .conftest import API_KEY, running_intake, settings_for
 

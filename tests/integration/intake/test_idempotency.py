@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from caseway_intake.domain.normalise import report_id_for
+from caseway_shared.events import report_id_for
 
 from .conftest import API_KEY, running_intake, settings_for
 

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from caseway_intake.domain.normalise import report_id_for
 from caseway_intake.domain.privacy import DEVELOPMENT_CONTACT_KEY, Sealer
+from caseway_shared.events import report_id_for
 
 pytestmark = pytest.mark.infra
 

@@ -223,7 +223,7 @@ async def test_fixmystreet_fetches_updates_and_posts_comments(intake, topics, db
         ),
         ReportLinked(occurred_at=now, **base, report_id=uuid.UUID(second), reports_count=2, score=0.9),
         CaseStatusChanged(
-            occurred_at=now + timedelta(seconds=1), **base, status="in-progress", note="Crew sent"
+            occurred_at=now + timedelta(seconds=1), **base, status="acknowledged", note="Crew sent"
         ),
     ]
     await topics.produce(
@@ -248,8 +248,8 @@ async def test_fixmystreet_fetches_updates_and_posts_comments(intake, topics, db
     duplicate = by_report[(second, "DUPLICATE")]
     assert reference in duplicate["description"]  # the pointer to the case that carries on
     assert fms_map_state("DUPLICATE", extended=True) == "duplicate"
-    assert by_report[(first, "IN_PROGRESS")]["description"] == "Crew sent"
-    assert by_report[(second, "IN_PROGRESS")]["external_status_code"] == "in-progress"
+    assert by_report[(first, "INVESTIGATING")]["description"] == "Crew sent"
+    assert by_report[(second, "INVESTIGATING")]["external_status_code"] == "acknowledged"
 
     # A resident's comment, as post_service_request_update sends it; the answer read as it reads it.
     comment = fms_update_params(

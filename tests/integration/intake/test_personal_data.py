@@ -17,7 +17,7 @@ import uuid
 import httpx
 import pytest
 
-from caseway_intake.domain.normalise import report_id_for
+from caseway_shared.events import report_id_for
 
 from .conftest import API_KEY
 

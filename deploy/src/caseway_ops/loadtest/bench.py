@@ -41,7 +41,7 @@ from caseway_ops.loadtest.profiling import flame_graphs, reset_statements, top_s
 from caseway_ops.loadtest.runs import open_run
 from caseway_ops.loadtest.services import SERVICES
 from caseway_shared.council import load_council
-from caseway_shared.topics import Topic
+from caseway_shared.topics import Topic, topic_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -210,7 +210,7 @@ async def _mix(database_url: str, bootstrap: str, prefix: str, sent: Sequence[Se
         raise RuntimeError("no mix row")
     reports = max(row["reports"], 1)
     # Events on the topic come from every report of the run (the warm-up too): divide by all of them.
-    events = await _messages(bootstrap, f"{prefix}{Topic.CASES}")
+    events = await _messages(bootstrap, topic_name(Topic.CASES, prefix))
     db = await asyncpg.connect(database_url)
     try:
         every = max(await db.fetchval("SELECT count(*) FROM router.reports"), 1)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import httpx
 
-from caseway_intake.normalise import report_id_for
 from caseway_ops.loadtest.generator import GeneratedReport
 from caseway_ops.loadtest.harness import OPEN311_PATH, provenance, read_topic, wait_quiet
 from caseway_ops.loadtest.runs import open_run
 from caseway_ops.loadtest.services import SERVICES
-from caseway_shared.topics import Topic
+from caseway_shared.events import report_id_for
+from caseway_shared.topics import Topic, topic_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -268,9 +268,11 @@ async def run_fuzz(  # noqa: C901, PLR0912, PLR0915 - one run's steps and accoun
         finally:
             await db.close()
         rejected = provenance(
-            await read_topic(env.bootstrap_servers, f"{env.topic_prefix}{Topic.REPORTS_REJECTED}")
+            await read_topic(env.bootstrap_servers, topic_name(Topic.REPORTS_REJECTED, env.topic_prefix))
         )
-        dead = provenance(await read_topic(env.bootstrap_servers, f"{env.topic_prefix}{Topic.DEADLETTER}"))
+        dead = provenance(
+            await read_topic(env.bootstrap_servers, topic_name(Topic.DEADLETTER, env.topic_prefix))
+        )
         kafka_rejected = kafka_accepted = kafka_dead = 0
         unaccounted = []
         for n, s in enumerate(sent):

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from caseway_intake.normalise import report_id_for
 from caseway_ops.loadtest.places import HotspotMap, council_wards, offset_metres
+from caseway_shared.events import report_id_for
 
 if TYPE_CHECKING:
     from uuid import UUID

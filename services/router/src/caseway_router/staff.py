@@ -33,6 +33,7 @@ from caseway_shared.events import (
     CaseClosed,
     CaseNoteAdded,
     CaseOpened,
+    CaseStatus,
     CaseStatusChanged,
     CaseUnassigned,
     DuplicateReviewed,
@@ -230,7 +231,7 @@ class StaffDesk:
                 raise StaffError(f"{department} has no part in {reference}")
             if not _acts_for(member, case.neighbourhood, department):
                 raise Forbidden(f"{member.id} may not acknowledge for {department}")
-            if case.status == "closed":
+            if case.status == CaseStatus.CLOSED:
                 raise Conflict(f"{reference} is closed")
             now = self._clock()
             files = work.repositories
@@ -238,7 +239,7 @@ class StaffDesk:
                 await files.set_department_state(
                     case.case_id, department, "acknowledged", at=now, actor=member.id
                 )
-            status = "acknowledged" if case.status == "open" else case.status
+            status = CaseStatus.ACKNOWLEDGED if case.status == CaseStatus.OPEN else case.status
             if status != case.status:
                 await files.set_status(case.case_id, status, at=now)
             await files.record_history(
@@ -278,7 +279,7 @@ class StaffDesk:
             raise StaffError("role is lead or contributor")
         async with self._unit_of_work() as work:
             case, assignments = await self._locked(work, member, reference)
-            if case.status == "closed":
+            if case.status == CaseStatus.CLOSED:
                 raise Conflict(f"{reference} is closed")
             parts = {a.department: a for a in assignments}
             if from_department:
@@ -370,8 +371,8 @@ class StaffDesk:
             actor = f"resident:{home[1] if home else 'open311'}"
             outcome = "noted" if text else "nothing-to-note"
             if update.action == "reopen":
-                outcome = "reopened" if case.status == "closed" else "already-open"
-                if case.status == "closed":
+                outcome = "reopened" if case.status == CaseStatus.CLOSED else "already-open"
+                if case.status == CaseStatus.CLOSED:
                     await self._reopen(work, case, actor=actor, update_id=update.update_id, now=now)
             if text:
                 await self._write_note(
@@ -414,7 +415,7 @@ class StaffDesk:
         note = mask_contact_details(note.strip()) if note and note.strip() else None
         async with self._unit_of_work() as work:
             case, _ = await self._locked(work, member, reference)
-            if case.status == "closed":
+            if case.status == CaseStatus.CLOSED:
                 raise Conflict(f"{reference} is already closed")
             await self._close(work, member, case, resolution=resolution, note=note, duplicate_of=None)
 
@@ -467,11 +468,11 @@ class StaffDesk:
             source, target = locked[source.reference], locked[target.reference]
             for case in (source, target):
                 self._check(member, case, await self._departments(files, case))
-            if target.status == "closed":
+            if target.status == CaseStatus.CLOSED:
                 raise Conflict(f"{reference} is closed")
             now = self._clock()
             await self._move(work, member, report_id, source, target, now=now)
-            if source.reports_count <= 1 and source.status != "closed":
+            if source.reports_count <= 1 and source.status != CaseStatus.CLOSED:
                 await self._close(
                     work, member, source, resolution="duplicate", note=None, duplicate_of=target, now=now
                 )
@@ -609,9 +610,9 @@ class StaffDesk:
             case, target = locked[reference], locked[other]
             for each in (case, target):
                 self._check(member, each, await self._departments(files, each))
-            if case.status == "closed":
+            if case.status == CaseStatus.CLOSED:
                 raise Conflict(f"{reference} is already closed")
-            if target.status == "closed":
+            if target.status == CaseStatus.CLOSED:
                 raise Conflict(f"{other} is closed: reopen it or choose another")
             now = self._clock()
             if review:
@@ -718,7 +719,7 @@ class StaffDesk:
         now = now or self._clock()
         await work.repositories.set_status(
             case.case_id,
-            "closed",
+            CaseStatus.CLOSED,
             at=now,
             resolution=resolution,
             duplicate_of=duplicate_of.case_id if duplicate_of else None,
@@ -742,7 +743,7 @@ class StaffDesk:
                 occurred_at=now,
                 case_id=case.case_id,
                 reference=case.reference,
-                status="closed",
+                status=CaseStatus.CLOSED,
                 note=note,
                 actor=member.id,
             ),
@@ -799,7 +800,7 @@ class StaffDesk:
         self, work: Work[CaseFiles], case: CaseRow, *, actor: str, update_id: str, now: datetime
     ) -> None:
         """A closed case open again (its resolution cleared; the departments keep their parts)."""
-        await work.repositories.set_status(case.case_id, "open", at=now)
+        await work.repositories.set_status(case.case_id, CaseStatus.OPEN, at=now)
         await work.repositories.record_history(
             case.case_id,
             at=now,
@@ -814,7 +815,7 @@ class StaffDesk:
                 occurred_at=now,
                 case_id=case.case_id,
                 reference=case.reference,
-                status="open",
+                status=CaseStatus.OPEN,
                 note="Reopened by the resident",
                 actor=actor,
             ),

@@ -24,6 +24,7 @@ from caseway_intake.domain.formats import MEDIA_TYPES, Format, render
 from caseway_intake.domain.privacy import IdempotencyConflict
 from caseway_intake.domain.validation import Invalid, text_problems
 from caseway_shared.consuming import is_infrastructure_error
+from caseway_shared.errors import validation_reasons
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -441,10 +442,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def invalid(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)  # noqa: S101 - registered for this type only
-        reasons = [
-            f"{'.'.join(str(part) for part in item['loc'][1:]) or 'request'}: {item['msg']}"
-            for item in error.errors()
-        ]
+        reasons = list(validation_reasons(error, skip=1, whole="request"))
         # A path whose format is neither json nor xml names no resource of the spec.
         status = 404 if any(item["loc"][-1] == "fmt" for item in error.errors()) else 400
         return error_answer(request.url.path, status, reasons)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from caseway_intake.domain.categories import CategoryMatcher
-from caseway_shared.events import GeoPoint, Place, ReportReceived
+from caseway_shared.events import GeoPoint, Place, ReportReceived, report_id_for
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -16,14 +15,6 @@ if TYPE_CHECKING:
     from caseway_intake.domain.media import Photo
     from caseway_shared.contact_centre import ContactCentreReport, ReporterContact
     from caseway_shared.council import Council
-
-# Report ids are derived from (source system, source id), so the same upstream report always has the same
-# id, whichever replica sees it and however often.
-REPORT_ID_NAMESPACE = uuid.UUID("6f1d0c55-4a4e-4c1b-9a43-6b0c3a5e2f10")
-
-
-def report_id_for(source_system: str, source_id: str) -> uuid.UUID:
-    return uuid.uuid5(REPORT_ID_NAMESPACE, f"{source_system}\x1f{source_id}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from caseway_intake.domain.formats import clean_text
-from caseway_intake.domain.normalise import AcceptedReport, report_id_for
+from caseway_intake.domain.normalise import AcceptedReport
 from caseway_intake.domain.privacy import coarse
 from caseway_intake.domain.updates import POSTED_STATUSES
 from caseway_intake.domain.validation import Invalid, describe_errors, text_problems
 from caseway_shared.contact_centre import ReporterContact
-from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
+from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived, report_id_for
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

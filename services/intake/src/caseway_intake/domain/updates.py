@@ -11,7 +11,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from caseway_shared.events import CaseClosed, CaseNoteAdded, CaseOpened, CaseStatusChanged, ReportLinked
+from caseway_shared.events import (
+    CaseClosed,
+    CaseNoteAdded,
+    CaseOpened,
+    CaseStatus,
+    CaseStatusChanged,
+    ReportLinked,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -36,14 +43,8 @@ STATUSES = (
 # Statuses a front end may post with a resident's update (FixMyStreet's _populate_service_request_update_
 # params sends these and FOR_TRIAGE, CANCELLED and REOPEN).
 POSTED_STATUSES = frozenset({*STATUSES, "FOR_TRIAGE", "CANCELLED", "REOPEN"})
-_CASE_STATUS = {
-    "open": "OPEN",
-    "acknowledged": "INVESTIGATING",
-    "investigating": "INVESTIGATING",
-    "in-progress": "IN_PROGRESS",
-    "action-scheduled": "ACTION_SCHEDULED",
-    "scheduled": "ACTION_SCHEDULED",
-}
+# What a case's status change says to residents (a close says it with its resolution, below).
+_CASE_STATUS: dict[CaseStatus, str] = {CaseStatus.OPEN: "OPEN", CaseStatus.ACKNOWLEDGED: "INVESTIGATING"}
 _RESOLUTION = {
     "fixed": "FIXED",
     "not-councils-responsibility": "NOT_COUNCILS_RESPONSIBILITY",
@@ -117,8 +118,8 @@ def case_update(event: CaseEvent, *, agency: str | None = None) -> CaseUpdate | 
                 at=at,
                 report_id=event.report_id,
             )
-        case CaseStatusChanged() if event.status != "closed":
-            status = _CASE_STATUS.get(event.status, "OPEN")
+        case CaseStatusChanged() if event.status != CaseStatus.CLOSED:
+            status = _CASE_STATUS[event.status]
             return CaseUpdate(
                 key=f"status:{event.status}:{at.isoformat()}",
                 status=status,

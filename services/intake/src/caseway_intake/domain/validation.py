@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from caseway_shared.contact_centre import ContactCentreReport
+from caseway_shared.errors import validation_reasons
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -30,11 +31,7 @@ class Invalid:
 
 def describe_errors(error: ValidationError) -> tuple[str, ...]:
     """pydantic's errors as short sentences naming the field; never echoing the offending value."""
-    reasons = []
-    for item in error.errors(include_input=False, include_url=False, include_context=False):
-        where = ".".join(str(part) for part in item["loc"]) or "body"
-        reasons.append(f"{where}: {item['msg']}")
-    return tuple(reasons)
+    return validation_reasons(error)
 
 
 def text_problems(where: str, values: Iterable[str]) -> list[str]:

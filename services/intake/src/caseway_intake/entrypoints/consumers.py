@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from caseway_intake.domain.normalise import report_id_for
+from caseway_shared.events import report_id_for
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:

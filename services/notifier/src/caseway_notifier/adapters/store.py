@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from caseway_notifier.domain.cases import CaseState
 from caseway_notifier.service.ports import Claimed, FoldedEntry
+from caseway_shared.events import CaseStatus, Priority
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -124,7 +125,7 @@ class NotifierStore:
                 attempts=row["attempts"],
                 failures=row["failures"],
                 correlation_id=row["correlation_id"],
-                case_status=row["case_status"],
+                case_status=None if row["case_status"] is None else CaseStatus(row["case_status"]),
             )
             for row in rows
         ]
@@ -144,7 +145,11 @@ class NotifierStore:
         )
         grouped: dict[str, list[FoldedEntry]] = {key: [] for key in keys}
         for row in rows:
-            grouped[row["digest_key"]].append(FoldedEntry(row["case_id"], row["line"], row["status"]))
+            grouped[row["digest_key"]].append(
+                FoldedEntry(
+                    row["case_id"], row["line"], None if row["status"] is None else CaseStatus(row["status"])
+                )
+            )
         return grouped
 
     async def record_outcome(self, outcome: Outcome) -> None:
@@ -257,13 +262,13 @@ def _state(row: asyncpg.Record) -> CaseState:
         case_id=row["case_id"],
         reference=row["reference"],
         category=row["category"],
-        priority=row["priority"],
+        priority=Priority(row["priority"]),
         neighbourhood=row["neighbourhood"],
         ward_code=row["ward_code"],
         departments=tuple(row["departments"]),
         opened_at=row["opened_at"],
         due_at=row["due_at"],
-        status=row["status"],
+        status=CaseStatus(row["status"]),
         escalate_at=row["escalate_at"],
     )
 

@@ -6,8 +6,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from caseway_notifier.domain.kinds import ACKNOWLEDGED, CLOSED, CLOSED_STATUSES, OPEN, UNACKNOWLEDGED_STATUSES
-from caseway_shared.events import CaseAssigned, CaseClosed, CaseOpened, CaseStatusChanged, CaseUnassigned
+from caseway_shared.events import (
+    CaseAssigned,
+    CaseClosed,
+    CaseOpened,
+    CaseStatus,
+    CaseStatusChanged,
+    CaseUnassigned,
+    Priority,
+)
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -23,22 +30,22 @@ class CaseState:
     case_id: UUID
     reference: str
     category: str
-    priority: str
+    priority: Priority
     neighbourhood: str | None
     ward_code: str | None
     departments: tuple[str, ...]
     opened_at: datetime
     due_at: datetime | None
-    status: str
+    status: CaseStatus
     escalate_at: datetime | None
 
     @property
     def urgent(self) -> bool:
-        return self.priority == "urgent"
+        return self.priority == Priority.URGENT
 
     @property
     def closed(self) -> bool:
-        return self.status == CLOSED
+        return self.status == CaseStatus.CLOSED
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -54,16 +61,6 @@ def escalation_time(opened_at: datetime, due_at: datetime | None, fraction: floa
     return opened_at + (due_at - opened_at) * fraction
 
 
-def case_status(status: str) -> str:
-    """A status from cases.v1 as the notifier knows it: open, acknowledged or closed."""
-    status = status.strip().lower().replace(" ", "-").replace("_", "-")
-    if status in CLOSED_STATUSES:
-        return CLOSED
-    if status in UNACKNOWLEDGED_STATUSES:
-        return OPEN
-    return ACKNOWLEDGED
-
-
 def apply_event(state: CaseState | None, event: CaseEvent, directory: Directory) -> CaseState | None:
     """The case's state after `event` (a redelivered CaseOpened leaves a known case as it is)."""
     if isinstance(event, CaseOpened):
@@ -73,9 +70,9 @@ def apply_event(state: CaseState | None, event: CaseEvent, directory: Directory)
     if isinstance(event, (CaseAssigned, CaseUnassigned)):
         return replace(state, departments=_departments_after(state.departments, event))
     if isinstance(event, CaseStatusChanged):
-        return replace(state, status=case_status(event.status))
+        return replace(state, status=event.status)
     if isinstance(event, CaseClosed):
-        return replace(state, status=CLOSED)
+        return replace(state, status=CaseStatus.CLOSED)
     return state
 
 
@@ -99,7 +96,7 @@ def _opened(event: CaseOpened, directory: Directory) -> CaseState:
         departments=tuple(event.departments),
         opened_at=event.occurred_at,
         due_at=due_at,
-        status=OPEN,
+        status=CaseStatus.OPEN,
         escalate_at=escalation_time(event.occurred_at, due_at, directory.escalation.at_fraction),
     )
 
@@ -110,12 +107,12 @@ def facts_of_assignment(event: CaseAssigned) -> CaseState:
         case_id=event.case_id,
         reference=event.reference,
         category="",
-        priority="normal",
+        priority=Priority.NORMAL,
         neighbourhood=event.neighbourhood,
         ward_code=None,
         departments=(event.department,),
         opened_at=event.occurred_at,
         due_at=None,
-        status=OPEN,
+        status=CaseStatus.OPEN,
         escalate_at=None,
     )

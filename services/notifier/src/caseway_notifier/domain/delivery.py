@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from caseway_notifier.domain.kinds import CLOSED, ESCALATION, NEW_CASES_DIGEST, OPEN
+from caseway_shared.backoff import backoff_delay
+from caseway_shared.events import CaseStatus, NotificationKind
 
 Verdict = Literal["transient", "permanent", "unexpected"]
 
@@ -66,21 +67,15 @@ def destination(channel: str, address: str) -> str:
     return f"webhook:{address}" if channel == "webhook" else channel
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float) -> float:
-    """Seconds to wait before retry `attempt + 1`: exponential from `base`, capped at `cap`, scaled by
-    `jitter` in [0.5, 1] so that many failures at once do not retry in step."""
-    return min(cap, base * 2.0 ** max(0, attempt - 1)) * (0.5 + 0.5 * min(1.0, max(0.0, jitter)))
-
-
 # --- before sending: is it still wanted? --------------------------------------------------------------
 
 
 def suppression_reason(kind: str, case_status: str | None) -> str | None:
     """Why a claimed notification must not go after all (None: send it). A closed case is sent nothing
     more; an escalation is for a case nobody has acknowledged, so it is dropped once one has."""
-    if case_status == CLOSED:
+    if case_status == CaseStatus.CLOSED:
         return "case closed"
-    if kind == ESCALATION and case_status not in {None, OPEN}:
+    if kind == NotificationKind.ESCALATION and case_status not in {None, CaseStatus.OPEN}:
         return "case acknowledged"
     return None
 
@@ -88,8 +83,8 @@ def suppression_reason(kind: str, case_status: str | None) -> str | None:
 def digest_lines(kind: str, entries: list[tuple[str, str | None]]) -> list[str]:
     """The lines a digest still has to say, from its entries as (line, case status): a team's digest of
     new cases leaves out the cases closed since."""
-    if kind == NEW_CASES_DIGEST:
-        return [line for line, status in entries if status != CLOSED]
+    if kind == NotificationKind.NEW_CASES_DIGEST:
+        return [line for line, status in entries if status != CaseStatus.CLOSED]
     return [line for line, _ in entries]
 
 

@@ -17,15 +17,7 @@ from typing import TYPE_CHECKING
 from caseway_notifier.domain import wording
 from caseway_notifier.domain.cases import apply_event, facts_of_assignment
 from caseway_notifier.domain.hours import digest_slot, escalation_send_time, send_time
-from caseway_notifier.domain.kinds import (
-    ESCALATION,
-    JOINING_UP,
-    NEW_CASE,
-    NEW_CASES_DIGEST,
-    REPORT_LINKED,
-    REPORTS_DIGEST,
-)
-from caseway_shared.events import CaseAssigned, CaseOpened, ReportLinked
+from caseway_shared.events import CaseAssigned, CaseOpened, NotificationKind, ReportLinked
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -45,7 +37,7 @@ class PlannedNotification:
     team: str
     channel: str
     address: str
-    kind: str
+    kind: NotificationKind
     subject: str
     body: str
     not_before: datetime
@@ -61,7 +53,7 @@ class DigestEntry:
     reference: str
     team: str
     channel: str
-    kind: str  # what was folded: NEW_CASE or REPORT_LINKED
+    kind: NotificationKind  # what was folded: NotificationKind.NEW_CASE or NotificationKind.REPORT_LINKED
     line: str
 
 
@@ -85,7 +77,7 @@ def _notifications(
     reference: str,
     team: str,
     channels: Iterable[ChannelAddress],
-    kind: str,
+    kind: NotificationKind,
     text: wording.Text,
     when: datetime,
     key_case: UUID | str | None = None,
@@ -170,7 +162,7 @@ def plan_escalation(
             reference=case.reference,
             team=f"manager:{manager.neighbourhood}",
             channels=manager.channels,
-            kind=ESCALATION,
+            kind=NotificationKind.ESCALATION,
             text=wording.escalation(case, directory),
             when=escalation_send_time(directory, urgent=case.urgent, now=now, ignore_hours=ignore_hours),
         )
@@ -196,7 +188,7 @@ def _alert_team(
             reference=case.reference,
             team=team.id,
             channels=team.channels,
-            kind=NEW_CASE,
+            kind=NotificationKind.NEW_CASE,
             text=wording.new_case(case, team, directory),
             when=send_time(team, directory, urgent=case.urgent, now=now, ignore_hours=ignore_hours),
         )
@@ -213,7 +205,7 @@ def _tell_manager(case: CaseState, directory: Directory, *, now: datetime, ignor
             reference=case.reference,
             team=f"manager:{manager.neighbourhood}",
             channels=manager.channels,
-            kind=JOINING_UP,
+            kind=NotificationKind.JOINING_UP,
             text=wording.joining_up(case, directory),
             when=send_time(None, directory, urgent=case.urgent, now=now, ignore_hours=ignore_hours),
         )
@@ -221,7 +213,12 @@ def _tell_manager(case: CaseState, directory: Directory, *, now: datetime, ignor
 
 
 def _folded(
-    digests: tuple[PlannedNotification, ...], case: CaseState, *, entry_kind: str, key_kind: str, line: str
+    digests: tuple[PlannedNotification, ...],
+    case: CaseState,
+    *,
+    entry_kind: NotificationKind,
+    key_kind: str,
+    line: str,
 ) -> Plan:
     """`digests` (one per channel) and, for each, the entry that folds `case` into it."""
     return Plan(
@@ -254,14 +251,18 @@ def _fold_new_case(
         reference="",
         team=team.id,
         channels=team.channels,
-        kind=NEW_CASES_DIGEST,
+        kind=NotificationKind.NEW_CASES_DIGEST,
         text=wording.new_cases_digest(team),
         when=when,
         key_case="team",
-        key_kind=f"{NEW_CASES_DIGEST}@{label}",
+        key_kind=f"{NotificationKind.NEW_CASES_DIGEST}@{label}",
     )
     return _folded(
-        digests, case, entry_kind=NEW_CASE, key_kind=NEW_CASE, line=wording.new_case_line(case, directory)
+        digests,
+        case,
+        entry_kind=NotificationKind.NEW_CASE,
+        key_kind=NotificationKind.NEW_CASE,
+        line=wording.new_case_line(case, directory),
     )
 
 
@@ -282,15 +283,15 @@ def _fold_linked_report(
         reference=case.reference,
         team=team.id,
         channels=team.channels,
-        kind=REPORTS_DIGEST,
+        kind=NotificationKind.REPORTS_DIGEST,
         text=wording.reports_digest(case, team, directory),
         when=when,
-        key_kind=f"{REPORTS_DIGEST}@{label}",
+        key_kind=f"{NotificationKind.REPORTS_DIGEST}@{label}",
     )
     return _folded(
         digests,
         case,
-        entry_kind=REPORT_LINKED,
-        key_kind=f"{REPORT_LINKED}:{event.report_id}",
+        entry_kind=NotificationKind.REPORT_LINKED,
+        key_kind=f"{NotificationKind.REPORT_LINKED}:{event.report_id}",
         line=wording.linked_report_line(event.reports_count),
     )

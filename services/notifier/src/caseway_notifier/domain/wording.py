@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from caseway_notifier.domain.kinds import REPORTS_DIGEST
+from caseway_shared.events import NotificationKind
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -101,7 +101,7 @@ def linked_report_line(reports_count: int) -> str:
 def compose_digest(kind: str, subject: str, body: str, lines: Sequence[str]) -> tuple[str, str]:
     """A digest's final subject and body, from its stored head and the lines of its entries."""
     count = len(lines)
-    if kind == REPORTS_DIGEST:
+    if kind == NotificationKind.REPORTS_DIGEST:
         residents = "resident" if count == 1 else "residents"
         return f"{subject}: {count} more", f"{count} more {residents} reported this.\n{body}"
     return f"{subject}: {count}", body + "".join(f"- {line}\n" for line in lines)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from caseway_notifier.domain.batch import Correlated
     from caseway_notifier.domain.cases import CaseState
     from caseway_notifier.domain.planning import DigestEntry, PlannedNotification
+    from caseway_shared.events import CaseStatus, NotificationKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +49,20 @@ class Claimed:
     team: str
     channel: str
     address: str
-    kind: str
+    kind: NotificationKind
     subject: str
     body: str
     attempts: int
     failures: int
     correlation_id: str
-    case_status: str | None  # the case's status now (None for a team's digest or an unknown case)
+    case_status: CaseStatus | None  # the case's status now (None for a team's digest or an unknown case)
 
 
 @dataclass(frozen=True, slots=True)
 class FoldedEntry:
     case_id: UUID
     line: str
-    case_status: str | None
+    case_status: CaseStatus | None
 
 
 @dataclass(frozen=True, slots=True)

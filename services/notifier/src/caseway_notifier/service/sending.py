@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -33,9 +34,11 @@ from caseway_notifier.domain.delivery import (
     digest_lines,
     suppression_reason,
 )
-from caseway_notifier.domain.kinds import CLOSED, DIGEST_KINDS, NEW_CASES_DIGEST
+from caseway_notifier.domain.kinds import DIGEST_KINDS
 from caseway_notifier.domain.wording import compose_digest
 from caseway_notifier.service.ports import Message, Outcome
+from caseway_shared.backoff import backoff_delay
+from caseway_shared.events import CaseStatus, NotificationKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -170,8 +173,8 @@ class Sender:
                 reason = "nothing left to say (its cases were closed)" if entries else "nothing was folded in"
             else:
                 subject, body = compose_digest(claimed.kind, subject, body, lines)
-            if claimed.kind == NEW_CASES_DIGEST:
-                cases = list(dict.fromkeys(e.case_id for e in entries if e.case_status != CLOSED))
+            if claimed.kind == NotificationKind.NEW_CASES_DIGEST:
+                cases = list(dict.fromkeys(e.case_id for e in entries if e.case_status != CaseStatus.CLOSED))
         if reason is not None:
             return self._suppressed(claimed, reason), cases
         name = destination(claimed.channel, claimed.address)
@@ -277,7 +280,7 @@ class Sender:
                 log.warning(
                     "outcome_not_recorded", notification_key=claimed.key, error=f"{type(error).__name__}"
                 )
-                await asyncio.sleep(min(10.0, 0.2 * 2**attempt))
+                await asyncio.sleep(backoff_delay(attempt + 1, base=0.2, cap=10.0, jitter=random.random()))  # noqa: S311
             else:
                 return
         log.error("outcome_lost", notification_key=claimed.key)  # its lease will make it due again

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID  # noqa: TC003 - a dataclass field type
 
 from caseway_router.domain.areas import case_cell
+from caseway_shared.events import CaseStatus, Priority
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,8 +29,8 @@ class CaseRow:
     reference: str
     category: str
     family: str
-    status: str
-    priority: str
+    status: CaseStatus
+    priority: Priority
     neighbourhood: str | None
     ward_code: str | None
     lat: float | None
@@ -91,8 +92,8 @@ class NoteView:
 class BoardCase:
     reference: str
     category: str
-    status: str
-    priority: str
+    status: CaseStatus
+    priority: Priority
     ward_code: str | None
     lat: float | None
     lon: float | None
@@ -114,7 +115,14 @@ _CASE = """
 
 
 def _case(row: asyncpg.Record) -> CaseRow:
-    return CaseRow(**{**dict(row), "flags": tuple(row["flags"])})
+    return CaseRow(
+        **{
+            **dict(row),
+            "flags": tuple(row["flags"]),
+            "status": CaseStatus(row["status"]),
+            "priority": Priority(row["priority"]),
+        }
+    )
 
 
 def _detail(value: object) -> dict[str, Any]:
@@ -243,6 +251,8 @@ class CaseFiles:
                 **{
                     **{key: value for key, value in row.items() if key not in ("departments", "flags")},
                     "flags": tuple(row["flags"]),
+                    "status": CaseStatus(row["status"]),
+                    "priority": Priority(row["priority"]),
                     "departments": tuple(tuple(d.split("|", 2)) for d in row["departments"]),
                 }
             )
@@ -305,7 +315,7 @@ class CaseFiles:
     async def set_status(
         self,
         case_id: UUID,
-        status: str,
+        status: CaseStatus,
         *,
         at: datetime,
         resolution: str | None = None,

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from caseway_shared.events import CaseStatus
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -49,8 +51,8 @@ def possible_duplicates(history: Iterable[tuple[datetime, str, dict[str, Any]]])
     return sorted(pending.values(), key=lambda p: p.flagged_at)
 
 
-def is_overdue(due_at: datetime | None, status: str, now: datetime) -> bool:
-    return due_at is not None and status != "closed" and due_at < now
+def is_overdue(due_at: datetime | None, status: CaseStatus, now: datetime) -> bool:
+    return due_at is not None and status != CaseStatus.CLOSED and due_at < now
 
 
 def overdue_by(due_at: datetime, now: datetime) -> str:

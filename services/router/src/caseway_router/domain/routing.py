@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from caseway_router.domain.due import due_at
 from caseway_shared.council import TRIAGE, Council
+from caseway_shared.events import Priority
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -27,7 +28,7 @@ class Route:
     family: str
     lead_department: str
     departments: tuple[str, ...]
-    priority: str
+    priority: Priority
     due_at: datetime | None
     flags: tuple[tuple[str, str], ...] = ()
 
@@ -70,7 +71,7 @@ def decide_route(report: ReportReceived, placement: Placement, council: Council)
         family=category.family,
         lead_department=category.lead,
         departments=tuple(departments),
-        priority="urgent" if urgent else category.priority,
+        priority=Priority.URGENT if urgent else category.priority,
         due_at=(
             due_at(
                 report.received_at,

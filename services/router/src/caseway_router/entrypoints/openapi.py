@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from caseway_router.domain.casefile import NOTE_VISIBILITY, RESOLUTIONS
+from caseway_shared.events import CaseStatus
 
 
 def _action(summary: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def openapi_document(staff_header: str) -> dict[str, Any]:
                     "(masked), possible duplicates, notes and full history.",
                     "properties": {
                         "reference": text,
-                        "status": {"enum": ["open", "acknowledged", "in-progress", "closed"]},
+                        "status": {"enum": [status.value for status in CaseStatus]},
                         "resolution": {"enum": [*RESOLUTIONS, None]},
                         "overdue": {"type": "boolean"},
                         "due_at": {"type": ["string", "null"], "format": "date-time"},
@@ -156,7 +157,7 @@ def openapi_document(staff_header: str) -> dict[str, Any]:
                         {
                             "name": "state",
                             "in": "query",
-                            "schema": {"enum": ["open", "acknowledged", "in-progress"]},
+                            "schema": {"enum": [CaseStatus.OPEN.value, CaseStatus.ACKNOWLEDGED.value]},
                         },
                     ],
                     "responses": _responses("The board.", "#/components/schemas/Board"),

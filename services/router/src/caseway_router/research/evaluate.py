@@ -55,7 +55,7 @@ from caseway_router.domain.duplicates import (
 )
 from caseway_router.domain.places import Placement
 from caseway_router.domain.routing import Route
-from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
+from caseway_shared.events import Channel, GeoPoint, Place, Priority, ReportReceived
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -349,7 +349,7 @@ def prepared(request: Request, rules: DuplicateRules) -> Prepared:
             family=request.complaint,
             lead_department="nyc",
             departments=("nyc",),
-            priority="normal",
+            priority=Priority.NORMAL,
             due_at=None,
         ),
         facts=report_facts(report, category=request.complaint, family=request.complaint),

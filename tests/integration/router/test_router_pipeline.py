@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from caseway_router.domain.access import StaffMember
 from caseway_router.entrypoints.app import create_app
 from caseway_router.settings import RouterSettings
 from caseway_shared import headers as h
@@ -22,7 +23,7 @@ from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from caseway_router.service import RouterService
+    from caseway_router.staff import StaffDesk
     from caseway_shared.runtime import ServiceRuntime
 
 BOLD_STREET = (53.4021, -2.9800)
@@ -41,7 +42,7 @@ def settings(infra, name: str) -> RouterSettings:
 
 
 @contextlib.asynccontextmanager
-async def running_routers(infra, count: int = 1) -> AsyncIterator[list[tuple[ServiceRuntime, RouterService]]]:
+async def running_routers(infra, count: int = 1) -> AsyncIterator[list[tuple[ServiceRuntime, StaffDesk]]]:
     """`count` router replicas in one consumer group; yields once every replica has partitions."""
     apps = [create_app(settings(infra, f"router-{i}")) for i in range(count)]
     async with contextlib.AsyncExitStack() as stack:
@@ -52,7 +53,7 @@ async def running_routers(infra, count: int = 1) -> AsyncIterator[list[tuple[Ser
         while not all([(await runtime.readiness())["consumer_assigned"] for runtime in runtimes]):
             assert time.monotonic() < deadline, "the replicas never all got partitions"
             await asyncio.sleep(0.2)
-        yield [(app.state.runtime, app.state.router) for app in apps]
+        yield [(app.state.runtime, app.state.staff) for app in apps]
 
 
 def assigned_partitions(runtime: ServiceRuntime) -> set[int]:
@@ -214,21 +215,21 @@ async def test_closing_a_case_records_who_and_publishes_status_and_closed(infra,
         await (await publish(infra, client, event))
         await wait_routed(db, [event.report_id])
         case = await _case_of(db, event.report_id)
-        _, service = routers[0]
-        assert await service.change_status(case["case_id"], "closed", actor="officer-17", note="cleaned")
-        assert not await service.change_status(uuid.uuid4(), "closed", actor="officer-17")
+        _, desk = routers[0]
+        officer = StaffMember("officer-17", "Officer 17", admin=True)
+        await desk.close(officer, case["reference"], resolution="fixed", note="cleaned")
         closed = await db.fetchrow(
             "SELECT status, closed_at FROM router.cases WHERE case_id = $1", case["case_id"]
         )
         assert closed["status"] == "closed"
         assert closed["closed_at"] is not None
         history = await db.fetchrow(
-            "SELECT actor, detail->>'to' AS status FROM router.case_history"
-            " WHERE case_id = $1 AND action = 'status-changed'",
+            "SELECT actor, detail->>'resolution' AS resolution FROM router.case_history"
+            " WHERE case_id = $1 AND action = 'closed'",
             case["case_id"],
         )
         assert history["actor"] == "officer-17"
-        assert history["status"] == "closed"
+        assert history["resolution"] == "fixed"
         published = await _published(infra, case["case_id"], want=3)
         assert "CaseStatusChanged" in published
         assert "CaseClosed" in published

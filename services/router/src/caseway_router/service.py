@@ -1,10 +1,15 @@
 """The router's work for a batch of ReportReceived events: place, route, open or join a case, and queue
-the case events, all in one transaction per batch.
+the case events, all in one unit of work (one transaction) per run of the batch.
 
-Concurrency across replicas: before it reads anything, a batch takes PostgreSQL advisory transaction locks
-on the map cells (per family) around each of its reports and on their addresses, in ascending order (see
-`areas`). A replica routing a report of the same problem at the same moment waits for the commit and then
-finds the case. Idempotency: the report id is the reports table's key, checked after the locks are held.
+Concurrency across replicas: before it reads anything, a unit of work takes PostgreSQL advisory transaction
+locks on the map cells (per family) around each of its reports and on their addresses, in ascending order
+(see `areas`). A replica routing a report of the same problem at the same moment waits for the commit and
+then finds the case. Idempotency: the report id is the reports table's key, checked after the locks are
+held.
+
+The service takes its repositories through a unit of work (`RoutingRepositories`: `store.RoutingStore` on
+PostgreSQL, `memory.MemoryRoutingStore` in unit tests) and a clock; deciding is the domain's
+(`casework.plan_batch`), and this only reads what the decision needs and writes down what it decided.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
-from prometheus_client import Histogram
+from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
-from caseway_router.adapters import spreads, store
+from caseway_router.adapters import store
 from caseway_router.domain.areas import address_lock_key, area_lock_keys, lock_chunks
 from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch, report_facts
 from caseway_router.domain.duplicates import DuplicateRules, normalise_address
@@ -27,31 +32,27 @@ from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
 from caseway_shared.events import (
     CaseAssigned,
-    CaseClosed,
     CaseFlagged,
     CaseOpened,
-    CaseStatusChanged,
     ReportLinked,
     ReportReceived,
 )
-from caseway_shared.outbox import OutboxMessage, enqueue
+from caseway_shared.outbox import OutboxMessage
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from pydantic import BaseModel
 
     from caseway_router.domain.places import PlaceFinder, Placement
     from caseway_shared.council import Council
-    from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record
-    from caseway_shared.runtime import ServiceRuntime
+    from caseway_shared.unit_of_work import UnitOfWork, Work
 
 log = structlog.get_logger(__name__)
 SERVICE = "router"
 ACTOR = "caseway-router"
-CASE_STATUSES = ("open", "acknowledged", "in-progress", "closed")
 
 
 def parse_report(record: Record) -> ReportReceived:
@@ -61,19 +62,55 @@ def parse_report(record: Record) -> ReportReceived:
         raise MalformedMessage.from_validation_error(error) from error
 
 
+class RoutingRepositories(Protocol):
+    """What routing reads and writes within one unit of work (see `store.RoutingStore`)."""
+
+    async def lock_areas(self, keys: Iterable[int]) -> None: ...
+
+    async def already_routed(self, report_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]: ...
+
+    async def find_candidates(
+        self, queries: Sequence[store.CandidateQuery], *, closed_since: datetime
+    ) -> list[list[store.StoredCandidate]]: ...
+
+    async def case_spreads(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, float]: ...
+
+    async def next_case_numbers(self, count: int) -> list[int]: ...
+
+    async def grow_cases(self, growths: Sequence[store.CaseGrowth]) -> dict[uuid.UUID, int]: ...
+
+    async def insert_cases(self, cases: Sequence[store.NewCase]) -> None: ...
+
+    async def insert_reports(self, rows: Sequence[store.ReportRow]) -> None: ...
+
+    async def insert_assignments(self, rows: Iterable[tuple[uuid.UUID, str, str, datetime]]) -> None: ...
+
+    async def record_history(self, entries: Iterable[store.HistoryEntry]) -> None: ...
+
+
 class RouterService:
     """Routes batches of reports (see the module docstring) and changes cases' status for staff."""
 
     def __init__(
-        self, *, runtime: ServiceRuntime, council: Council, places: PlaceFinder, most_locks: int = 1000
+        self,
+        *,
+        unit_of_work: UnitOfWork[RoutingRepositories],
+        council: Council,
+        places: PlaceFinder,
+        topic: Callable[[Topic], str],
+        metrics: CollectorRegistry | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        most_locks: int = 1000,
     ) -> None:
-        self._runtime = runtime
+        self._unit_of_work = unit_of_work
         self._council = council
         self._places = places
+        self._topic = topic
+        self._clock = clock
         self._search_seconds = Histogram(
             "caseway_router_candidate_search_seconds",
             "Time of one batch's duplicate-candidate search (one round trip for the whole batch).",
-            registry=runtime.metrics,
+            registry=metrics if metrics is not None else CollectorRegistry(),
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         # Cells at least as large as the largest duplicate radius (see `areas`).
@@ -82,7 +119,7 @@ class RouterService:
 
     async def handle_reports_batch(self, records: Sequence[Record]) -> None:
         """The handler of reports.received.v1: every report ends in a case, once, whatever redelivers."""
-        now = datetime.now(UTC)
+        now = self._clock()
         unique: dict[uuid.UUID, Prepared] = {}
         for record in records:
             report = parse_report(record)
@@ -91,21 +128,17 @@ class RouterService:
                 unique[report.report_id] = self._prepare(report, correlation_id)
         items = list(unique.values())
         keys = [self._lock_keys(item) for item in items]
-        queued = 0
-        # One transaction per run of reports whose locks fit the budget (a large batch of scattered reports
-        # would otherwise take thousands); a later run sees what the earlier ones committed.
+        # One unit of work per run of reports whose locks fit the budget (a large batch of scattered
+        # reports would otherwise take thousands); a later run sees what the earlier ones committed.
         for chunk in lock_chunks(keys, most_locks=self._most_locks):
-            async with self._runtime.pool.acquire() as connection, connection.transaction():
+            async with self._unit_of_work() as work:
                 # Locks first: a replica routing a report of the same problem waits here until this commits.
-                await store.lock_areas(connection, (key for i in chunk for key in keys[i]))
+                await work.repositories.lock_areas(key for i in chunk for key in keys[i])
                 part = [items[i] for i in chunk]
-                done = await store.already_routed(connection, [item.report.report_id for item in part])
+                done = await work.repositories.already_routed([item.report.report_id for item in part])
                 for report_id in done:
                     log.info("report_already_routed", report_id=str(report_id))
-                part = [item for item in part if item.report.report_id not in done]
-                queued += await self._route(connection, part, now=now)
-        if queued:
-            self._runtime.relay.wake()
+                await self._route(work, [item for item in part if item.report.report_id not in done], now=now)
 
     def _prepare(self, report: ReportReceived, correlation_id: str) -> Prepared:
         placement = self._places.locate(report.place)
@@ -137,10 +170,13 @@ class RouterService:
             keys.append(address_lock_key(facts.family, item.address_key))
         return keys
 
-    async def _route(self, connection: DbConnection, items: Sequence[Prepared], *, now: datetime) -> int:
-        """Decide and write a batch's cases; returns how many events were queued."""
+    async def _route(
+        self, work: Work[RoutingRepositories], items: Sequence[Prepared], *, now: datetime
+    ) -> None:
+        """Decide and write a run's cases, and record the case events to publish."""
         if not items:
-            return 0
+            return
+        repositories = work.repositories
         searchable = [item.rules.window_hours > 0 for item in items]
         queries = [
             store.CandidateQuery(
@@ -156,12 +192,10 @@ class RouterService:
         ]
         closed_since = now - timedelta(hours=self._council.duplicate_closed_window_hours)
         with self._search_seconds.time():
-            found = iter(await store.find_candidates(connection, queries, closed_since=closed_since))
+            found = iter(await repositories.find_candidates(queries, closed_since=closed_since))
         found_lists = [next(found) if search else [] for search in searchable]
         # Duplicate detection learns the GPS error from how far each case's reports lie from its mean.
-        scatter = await spreads.case_spreads(
-            connection, (c.candidate.case_id for f in found_lists for c in f)
-        )
+        scatter = await repositories.case_spreads(c.candidate.case_id for f in found_lists for c in f)
         stored = [
             [
                 (replace(c.candidate, spread_m2=scatter.get(c.candidate.case_id, 0.0)), c.points_count)
@@ -172,12 +206,12 @@ class RouterService:
         plan = plan_batch(
             items, stored, new_case_id=[uuid.uuid4() for _ in items], cell_m=self._cell_m, now=now
         )
-        numbers = await store.next_case_numbers(connection, len(plan.new_cases))
+        numbers = await repositories.next_case_numbers(len(plan.new_cases))
         references = {
             case.candidate.case_id: f"{self._council.reference_prefix}-{now.year}-{number:06d}"
             for case, number in zip(plan.new_cases, numbers, strict=True)
         }
-        counts = await store.grow_cases(connection, [_growth(case) for case in plan.grown])
+        counts = await repositories.grow_cases([_growth(case) for case in plan.grown])
         # Another replica may have joined a report to one of these cases since it was read (by address while
         # this batch joined by point): the stored count is the truth, and the events say it.
         count_offsets = {
@@ -188,53 +222,18 @@ class RouterService:
         writes = _Writes(references=references, now=now, service=self, count_offsets=count_offsets)
         for outcome in plan.outcomes:
             writes.add(outcome)
-        await store.insert_cases(connection, writes.cases)
-        await store.insert_reports(connection, writes.reports)
-        await store.insert_assignments(connection, writes.assignments)
-        await store.record_history(connection, writes.history)
-        await enqueue(connection, "router", writes.messages)
-        return len(writes.messages)
-
-    async def change_status(
-        self, case_id: uuid.UUID, status: str, *, actor: str, note: str | None = None
-    ) -> bool:
-        """Staff move a case to `status` (open, acknowledged, in-progress, closed): the change, its history
-        entry and its events (CaseStatusChanged, and CaseClosed when closing) commit together. Returns
-        False when there is no such case; setting the status it already has changes nothing."""
-        if status not in CASE_STATUSES:
-            raise ValueError(f"unknown status {status!r}; one of {', '.join(CASE_STATUSES)}")
-        now = datetime.now(UTC)
-        async with self._runtime.pool.acquire() as connection, connection.transaction():
-            changed = await store.set_status(connection, case_id=case_id, status=status, at=now)
-            if changed is None:
-                return False
-            case, previous = changed
-            if previous == status:
-                return True
-            await store.record_history(
-                connection,
-                [(case_id, now, actor, "status-changed", {"from": previous, "to": status, "note": note})],
-            )
-            events: list[BaseModel] = [
-                CaseStatusChanged(
-                    occurred_at=now, case_id=case_id, reference=case.reference, status=status, note=note
-                )
-            ]
-            if status == "closed":
-                events.append(
-                    CaseClosed(occurred_at=now, case_id=case_id, reference=case.reference, note=note)
-                )
-            await enqueue(connection, "router", [self.message(case_id, e, str(case_id)) for e in events])
-        log.info("case_status_changed", case_id=str(case_id), status=status, previous=previous)
-        self._runtime.relay.wake()
-        return True
+        await repositories.insert_cases(writes.cases)
+        await repositories.insert_reports(writes.reports)
+        await repositories.insert_assignments(writes.assignments)
+        await repositories.record_history(writes.history)
+        work.publish(*writes.messages)
 
     def category_name(self, code: str) -> str:
         return self._council.categories[code].name
 
     def message(self, case_id: uuid.UUID, event: BaseModel, correlation_id: str) -> OutboxMessage:
         return OutboxMessage.for_event(
-            topic=self._runtime.topic(Topic.CASES),
+            topic=self._topic(Topic.CASES),
             key=str(case_id),
             event=event,
             correlation_id=correlation_id,

@@ -8,6 +8,7 @@ from datetime import datetime  # noqa: TC003 - a dataclass field type
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID  # noqa: TC003 - a dataclass field type
 
+from caseway_router.adapters import spreads
 from caseway_router.domain.areas import case_cell, cells_within
 from caseway_router.domain.duplicates import CandidateCase, distance_m
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from caseway_shared.db import DbConnection
-    from caseway_shared.events import ReportReceived
+    from caseway_shared.events import Priority, ReportReceived
 
 
 async def already_routed(connection: DbConnection, report_ids: Iterable[UUID]) -> set[UUID]:
@@ -23,11 +24,6 @@ async def already_routed(connection: DbConnection, report_ids: Iterable[UUID]) -
         "SELECT report_id FROM router.reports WHERE report_id = ANY($1::uuid[])", list(report_ids)
     )
     return {row["report_id"] for row in rows}
-
-
-async def next_reference(connection: DbConnection, *, prefix: str, year: int) -> str:
-    number = await connection.fetchval("SELECT nextval('router.case_number')")
-    return f"{prefix}-{year}-{number:06d}"
 
 
 async def next_case_numbers(connection: DbConnection, count: int) -> list[int]:
@@ -122,7 +118,7 @@ async def find_candidates(
         i, query = row["i"], queries[row["i"]]
         if (i, row["case_id"]) in seen:
             continue
-        if not row["at_address"] and not _within(query, row["lat"], row["lon"]):
+        if not row["at_address"] and not within_radius(query, row["lat"], row["lon"]):
             continue
         seen.add((i, row["case_id"]))
         found[i].append(
@@ -167,7 +163,8 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [[row[k] for row in rows] for k in range(width)]
 
 
-def _within(query: CandidateQuery, lat: float | None, lon: float | None) -> bool:
+def within_radius(query: CandidateQuery, lat: float | None, lon: float | None) -> bool:
+    """Whether a case's point lies within the query's radius of its point (the exact test of the search)."""
     if query.lat is None or query.lon is None or lat is None or lon is None:
         return False
     return distance_m(query.lat, query.lon, lat, lon) <= query.radius_m
@@ -181,7 +178,7 @@ class NewCase:
     reference: str
     category: str
     family: str
-    priority: str
+    priority: Priority
     neighbourhood: str | None
     ward_code: str | None
     lat: float | None
@@ -424,31 +421,41 @@ async def record_history(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class CaseStatus:
-    case_id: UUID
-    reference: str
-    status: str
+class RoutingStore:
+    """Routing's repository on one transaction's connection (what `RouterService` takes through its unit
+    of work): the functions above, bound to that connection."""
 
+    def __init__(self, connection: DbConnection) -> None:
+        self.connection = connection
 
-async def set_status(
-    connection: DbConnection, *, case_id: UUID, status: str, at: datetime
-) -> tuple[CaseStatus, str] | None:
-    """Set a case's status (closing stamps `closed_at`, reopening clears it); returns the case and its
-    previous status, or None when there is no such case. Locks the case row until the transaction ends."""
-    previous = await connection.fetchrow(
-        "SELECT reference, status FROM router.cases WHERE case_id = $1 FOR UPDATE", case_id
-    )
-    if previous is None:
-        return None
-    await connection.execute(
-        """
-        UPDATE router.cases SET status = $2::text,
-            closed_at = CASE WHEN $2 = 'closed' THEN $3::timestamptz ELSE NULL END
-        WHERE case_id = $1
-        """,
-        case_id,
-        status,
-        at,
-    )
-    return CaseStatus(case_id, previous["reference"], status), previous["status"]
+    async def lock_areas(self, keys: Iterable[int]) -> None:
+        await lock_areas(self.connection, keys)
+
+    async def already_routed(self, report_ids: Iterable[UUID]) -> set[UUID]:
+        return await already_routed(self.connection, report_ids)
+
+    async def find_candidates(
+        self, queries: Sequence[CandidateQuery], *, closed_since: datetime
+    ) -> list[list[StoredCandidate]]:
+        return await find_candidates(self.connection, queries, closed_since=closed_since)
+
+    async def case_spreads(self, case_ids: Iterable[UUID]) -> dict[UUID, float]:
+        return await spreads.case_spreads(self.connection, case_ids)
+
+    async def next_case_numbers(self, count: int) -> list[int]:
+        return await next_case_numbers(self.connection, count)
+
+    async def grow_cases(self, growths: Sequence[CaseGrowth]) -> dict[UUID, int]:
+        return await grow_cases(self.connection, growths)
+
+    async def insert_cases(self, cases: Sequence[NewCase]) -> None:
+        await insert_cases(self.connection, cases)
+
+    async def insert_reports(self, rows: Sequence[ReportRow]) -> None:
+        await insert_reports(self.connection, rows)
+
+    async def insert_assignments(self, rows: Iterable[tuple[UUID, str, str, datetime]]) -> None:
+        await insert_assignments(self.connection, rows)
+
+    async def record_history(self, entries: Iterable[HistoryEntry]) -> None:
+        await record_history(self.connection, entries)

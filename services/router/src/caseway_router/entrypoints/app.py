@@ -7,6 +7,7 @@ from starlette.applications import Starlette
 from caseway_router.adapters.case_files import CaseFiles
 from caseway_router.adapters.council_files import load_postcode_hints
 from caseway_router.adapters.staff_directory import load_staff_directory
+from caseway_router.adapters.store import RoutingStore
 from caseway_router.domain.places import PlaceFinder
 from caseway_router.entrypoints.staff_http import StaffHttp
 from caseway_router.resident_updates import ResidentUpdates
@@ -26,7 +27,12 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
         council, load_postcode_hints(settings.council_dir, code_column=council.ward_code_property)
     )
     service = RouterService(
-        runtime=runtime, council=council, places=places, most_locks=settings.most_locks_per_transaction
+        unit_of_work=runtime.unit_of_work(RoutingStore),
+        council=council,
+        places=places,
+        topic=runtime.topic,
+        metrics=runtime.metrics,
+        most_locks=settings.most_locks_per_transaction,
     )
     runtime.subscribe(
         Topic.REPORTS_RECEIVED,
@@ -49,6 +55,6 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
     )
     app = Starlette(routes=[*runtime.ops_routes(), *staff.routes()], lifespan=runtime.lifespan)
     app.state.runtime = runtime
-    app.state.router = service  # staff tools change case status through it (`RouterService.change_status`)
+    app.state.router = service  # routing (`RouterService.handle_reports_batch`), for tests that drive it
     app.state.staff = desk  # the case pages, boards and staff actions (`caseway_router.staff`)
     return app

@@ -1,0 +1,143 @@
+"""Routing's repository in memory, for unit tests of `RouterService` through
+`caseway_shared.unit_of_work.InMemoryUnitOfWork`: the same answers as `store.RoutingStore` (its candidate
+search, growth and counts), no database. It records the area locks each unit took, so a test can check the
+locking rule too. Not for production: nothing here is shared between processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+from uuid import UUID  # noqa: TC003 - a dataclass field type
+
+from caseway_router.adapters.store import (
+    CandidateQuery,
+    CaseGrowth,
+    HistoryEntry,
+    NewCase,
+    ReportRow,
+    StoredCandidate,
+    within_radius,
+)
+from caseway_router.domain.duplicates import CandidateCase, scatter_m2
+from caseway_shared.events import CaseStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
+
+
+@dataclass
+class MemoryCase:
+    row: NewCase
+    status: CaseStatus = CaseStatus.OPEN
+    closed_at: datetime | None = None
+
+
+@dataclass
+class MemoryRoutingStore:
+    cases: dict[UUID, MemoryCase] = field(default_factory=dict)
+    reports: dict[UUID, ReportRow] = field(default_factory=dict)
+    assignments: dict[tuple[UUID, str], tuple[str, datetime]] = field(default_factory=dict)
+    history: list[HistoryEntry] = field(default_factory=list)
+    locks: list[tuple[int, ...]] = field(default_factory=list)  # each call's keys, in the order taken
+    case_number: int = 0
+
+    async def lock_areas(self, keys: Iterable[int]) -> None:
+        self.locks.append(tuple(sorted(set(keys))))
+
+    async def already_routed(self, report_ids: Iterable[UUID]) -> set[UUID]:
+        return {report_id for report_id in report_ids if report_id in self.reports}
+
+    async def find_candidates(
+        self, queries: Sequence[CandidateQuery], *, closed_since: datetime
+    ) -> list[list[StoredCandidate]]:
+        return [self._candidates(query, closed_since) for query in queries]
+
+    def _candidates(self, query: CandidateQuery, closed_since: datetime) -> list[StoredCandidate]:
+        found = []
+        for case in self.cases.values():
+            row = case.row
+            if row.family != query.family or row.last_report_at < query.since:
+                continue
+            if case.status == CaseStatus.CLOSED and (case.closed_at is None or case.closed_at < closed_since):
+                continue
+            if within_radius(query, row.lat, row.lon) or (
+                query.address_key is not None and query.address_key == row.address_key
+            ):
+                found.append(StoredCandidate(self._candidate(case), row.points_count))
+        return found
+
+    @staticmethod
+    def _candidate(case: MemoryCase) -> CandidateCase:
+        row = case.row
+        return CandidateCase(
+            case_id=row.case_id,
+            reference=row.reference,
+            category=row.category,
+            family=row.family,
+            lat=row.lat,
+            lon=row.lon,
+            reports_count=row.reports_count,
+            last_report_at=row.last_report_at,
+            address=row.address,
+            detail=row.detail,
+            place_type=row.place_type,
+            text=row.description,
+            closed_at=case.closed_at,
+        )
+
+    async def case_spreads(self, case_ids: Iterable[UUID]) -> dict[UUID, float]:
+        wanted = set(case_ids)
+        points: dict[UUID, list[tuple[float, float]]] = {}
+        for report in self.reports.values():
+            point = report.report.place.point
+            if report.case_id in wanted and point is not None:
+                points.setdefault(report.case_id, []).append((point.lat, point.lon))
+        return {case_id: scatter_m2(found) for case_id, found in points.items() if len(found) > 1}
+
+    async def next_case_numbers(self, count: int) -> list[int]:
+        self.case_number += count
+        return list(range(self.case_number - count + 1, self.case_number + 1))
+
+    async def grow_cases(self, growths: Sequence[CaseGrowth]) -> dict[UUID, int]:
+        counts = {}
+        for growth in growths:
+            case = self.cases.get(growth.case_id)
+            if case is None:
+                continue
+            row, points = case.row, case.row.points_count + growth.added_points
+            lat, lon = row.lat, row.lon
+            if growth.added_points:
+                lat = ((row.lat or 0.0) * row.points_count + growth.lat_sum) / points
+                lon = ((row.lon or 0.0) * row.points_count + growth.lon_sum) / points
+            case.row = replace(
+                row,
+                reports_count=row.reports_count + growth.added_reports,
+                points_count=points,
+                lat=lat,
+                lon=lon,
+                last_report_at=max(row.last_report_at, growth.last_report_at),
+                address=row.address or growth.address,
+                address_key=row.address_key or growth.address_key,
+            )
+            counts[growth.case_id] = case.row.reports_count
+        return counts
+
+    async def insert_cases(self, cases: Sequence[NewCase]) -> None:
+        for row in cases:
+            self.cases.setdefault(row.case_id, MemoryCase(row))
+
+    async def insert_reports(self, rows: Sequence[ReportRow]) -> None:
+        for row in rows:
+            self.reports.setdefault(row.report.report_id, row)
+
+    async def insert_assignments(self, rows: Iterable[tuple[UUID, str, str, datetime]]) -> None:
+        for case_id, department, role, at in rows:
+            self.assignments.setdefault((case_id, department), (role, at))
+
+    async def record_history(self, entries: Iterable[HistoryEntry]) -> None:
+        self.history.extend(entries)
+
+    def close(self, case_id: UUID, at: datetime) -> None:
+        """What a staff close does to routing's view of the case (tests of the closed-case window)."""
+        self.cases[case_id].status, self.cases[case_id].closed_at = CaseStatus.CLOSED, at

@@ -158,8 +158,7 @@ class ServiceRuntime:
             # Everything from the poll to the commit is inside the consumer's guard (`consuming`): the
             # batch's timing and spans too. Nothing may escape to FastStream, which would redeliver the
             # batch at once, for ever.
-            raw = message.raw_message
-            records = raw if isinstance(raw, tuple) else (raw,)
+            records = raw_records(message)
             await consumer([Record.from_consumer_record(record) for record in records])
             try:
                 self._record_lag(subscriber, records)
@@ -358,9 +357,14 @@ async def keep_bytes(message: KafkaMessage) -> list[bytes]:
     """The records' values as they are: handlers parse them, and turn what is unreadable into a rejection
     or a dead letter. (FastStream's own decoding tries JSON and lets RecursionError and bad content-types
     escape, which would block the partition.)"""
-    raw = message.raw_message
-    records = raw if isinstance(raw, tuple) else (raw,)
-    return [record.value or b"" for record in records]
+    return [record.value or b"" for record in raw_records(message)]
+
+
+def raw_records(message: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The Kafka records of a batch message: aiokafka's consumer gives a tuple, FastStream's test broker a
+    list, and a single record may come on its own."""
+    raw: Any = message.raw_message
+    return tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
 
 
 class _SubscriberPartitions:

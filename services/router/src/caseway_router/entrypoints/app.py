@@ -9,6 +9,7 @@ from caseway_router.adapters.council_files import load_postcode_hints
 from caseway_router.adapters.staff_directory import load_staff_directory
 from caseway_router.adapters.store import RoutingStore
 from caseway_router.domain.places import PlaceFinder
+from caseway_router.entrypoints.consumers import subscribe_consumers
 from caseway_router.entrypoints.staff_http import StaffHttp
 from caseway_router.resident_updates import ResidentUpdates
 from caseway_router.service import SERVICE, RouterService
@@ -16,7 +17,6 @@ from caseway_router.settings import RouterSettings
 from caseway_router.staff import StaffDesk
 from caseway_shared.council import load_council
 from caseway_shared.runtime import ServiceRuntime
-from caseway_shared.topics import Topic
 
 
 def create_app(settings: RouterSettings | None = None) -> Starlette:
@@ -34,20 +34,8 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
         metrics=runtime.metrics,
         most_locks=settings.most_locks_per_transaction,
     )
-    runtime.subscribe(
-        Topic.REPORTS_RECEIVED,
-        service.handle_reports_batch,
-        title="route_reports",
-        description="Places each report, assigns its departments and opens or joins a case.",
-    )
     desk = StaffDesk(unit_of_work=runtime.unit_of_work(CaseFiles), council=council, topic=runtime.topic)
-    runtime.subscribe(
-        Topic.REPORT_UPDATES,
-        ResidentUpdates(desk=desk).handle_batch,
-        title="apply_resident_updates",
-        description="A resident's comment becomes a public note on the report's case; a reopening reopens "
-        "it (once per update id).",
-    )
+    subscribe_consumers(runtime, routing=service, resident_updates=ResidentUpdates(desk=desk))
     staff = StaffHttp(
         desk=desk,
         directory=load_staff_directory(settings.council_dir, neighbourhoods=set(council.neighbourhoods)),

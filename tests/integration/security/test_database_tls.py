@@ -37,6 +37,7 @@ from caseway_ops.errors import StackError
 from caseway_ops.stack_config import StackConfig
 from caseway_router.settings import RouterSettings
 from caseway_shared.db import create_pool
+from caseway_shared.settings import production_problems
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -291,3 +292,26 @@ async def test_a_plaintext_connection_is_refused_by_a_tls_only_server(tls_server
     settings = _router_settings(monkeypatch, DATABASE_URL=tls_server.url(), DATABASE_SSL_MODE="disable")
     with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match="no encryption"):
         await create_pool(settings, application_name="caseway-router-tls")
+
+
+@pytest.mark.parametrize("parameter", ["sslmode", "ssl"])
+async def test_the_urls_own_ssl_mode_is_applied_when_the_setting_is_unset(tls_server, monkeypatch, parameter):
+    """The production profile counts `sslmode` or `ssl` (SQLAlchemy's spelling, the migration Job's) in
+    DATABASE_URL as the mode; the pool must then verify just as DATABASE_SSL_MODE would."""
+    trusted = _router_settings(
+        monkeypatch,
+        DATABASE_URL=tls_server.url(query=f"?{parameter}=verify-full&sslrootcert={tls_server.ca_file}"),
+    )
+    assert not [p for p in production_problems(trusted, {}) if "PostgreSQL" in p]
+    pool = await create_pool(trusted, application_name="caseway-router-tls")
+    try:
+        assert await pool.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
+    finally:
+        await pool.close()
+
+    untrusted = _router_settings(
+        monkeypatch,
+        DATABASE_URL=tls_server.url(query=f"?{parameter}=verify-full&sslrootcert={tls_server.other_ca_file}"),
+    )
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
+        await create_pool(untrusted, application_name="caseway-router-tls")

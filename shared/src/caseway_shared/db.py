@@ -1,7 +1,8 @@
 """PostgreSQL connection pools, built from settings in exactly one place.
 
 TLS is a setting: `DATABASE_SSL_MODE` (libpq's names; `verify-full` checks the chain against
-`DATABASE_SSL_ROOT_CERT` and the host name) — unset, the URL's own `sslmode` applies as before.
+`DATABASE_SSL_ROOT_CERT` and the host name) — unset, the URL's own `sslmode` applies as before, or its
+`ssl`, SQLAlchemy's spelling of the same (the migration Job's URL uses it), read as `sslmode`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import ssl
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -24,6 +26,26 @@ DbConnection: TypeAlias = (
 async def _init_connection(connection: asyncpg.Connection) -> None:
     # jsonb columns come and go as Python objects, not as strings to parse by hand.
     await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def database_dsn(settings: ServiceSettings) -> str:
+    """DATABASE_URL as asyncpg takes it. An ``ssl`` query parameter (SQLAlchemy's name) is read as libpq's
+    ``sslmode``, as the production profile reads it (`ServiceSettings.effective_database_ssl_mode`; an
+    ``sslmode`` beside it wins): asyncpg would send it to the server as a run-time parameter instead, which
+    the server refuses (``parameter "ssl" cannot be changed now``), after a handshake that verified
+    nothing."""
+    url = settings.database_url.get_secret_value()
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(name == "ssl" for name, _ in query):
+        return url
+    has_sslmode = any(name == "sslmode" for name, _ in query)
+    kept = [
+        ("sslmode" if name == "ssl" else name, value)
+        for name, value in query
+        if not (name == "ssl" and has_sslmode)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(kept, safe="/:")))
 
 
 def ssl_argument(settings: ServiceSettings) -> ssl.SSLContext | str | None:
@@ -63,7 +85,7 @@ def server_settings(settings: ServiceSettings, *, application_name: str) -> dict
 async def create_pool(settings: ServiceSettings, *, application_name: str) -> asyncpg.Pool:
     """A connection pool for one service; the caller closes it."""
     pool = await asyncpg.create_pool(
-        dsn=settings.database_url.get_secret_value(),
+        dsn=database_dsn(settings),
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         init=_init_connection,

@@ -31,3 +31,12 @@ def test_sslmode_beside_ssl_wins_as_in_the_production_profile():
     url = BASE + "?ssl=disable&sslmode=verify-full"
     assert ServiceSettings(database_url=url).effective_database_ssl_mode() == "verify-full"
     assert _dsn(url) == BASE + "?sslmode=verify-full"
+
+
+def test_the_deployment_tools_read_ssl_as_the_services_do():
+    """`caseway stack up`, migrations' readiness probe and the operators' tools connect with asyncpg_dsn: a
+    URL the services accept must not fail there with `parameter "ssl" cannot be changed now`."""
+    from caseway_ops.database import asyncpg_dsn  # noqa: PLC0415 - the tools' side, named where it is used
+
+    url = "postgresql+asyncpg://router_login:p%40ss@db.internal:5432/caseway?ssl=verify-full"
+    assert asyncpg_dsn(url) == BASE + "?sslmode=verify-full"

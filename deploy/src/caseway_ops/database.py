@@ -16,6 +16,7 @@ import asyncpg
 
 from caseway_ops.errors import StackError
 from caseway_ops.stack_config import StackConfig
+from caseway_shared.db import asyncpg_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,8 +46,9 @@ def sqlalchemy_url(database_url: str) -> str:
 
 
 def asyncpg_dsn(database_url: str) -> str:
-    """The URL as asyncpg takes it (``postgresql://``)."""
-    return _split(database_url)._replace(scheme="postgresql").geturl()
+    """The URL as asyncpg takes it (``postgresql://``, an ``ssl=`` option read as ``sslmode``, as the
+    services read it)."""
+    return asyncpg_url(_split(database_url)._replace(scheme="postgresql").geturl())
 
 
 def with_database(database_url: str, name: str) -> str:

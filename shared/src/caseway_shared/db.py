@@ -34,7 +34,12 @@ def database_dsn(settings: ServiceSettings) -> str:
     ``sslmode`` beside it wins): asyncpg would send it to the server as a run-time parameter instead, which
     the server refuses (``parameter "ssl" cannot be changed now``), after a handshake that verified
     nothing."""
-    url = settings.database_url.get_secret_value()
+    return asyncpg_url(settings.database_url.get_secret_value())
+
+
+def asyncpg_url(url: str) -> str:
+    """A database URL with SQLAlchemy's ``ssl`` query parameter read as ``sslmode`` (see `database_dsn`);
+    the deployment tools connect through this too."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if not any(name == "ssl" for name, _ in query):

@@ -1,14 +1,17 @@
-"""Routing's repository in memory, for unit tests of `RouterService` through
-`caseway_shared.unit_of_work.InMemoryUnitOfWork`: the same answers as `store.RoutingStore` (its candidate
-search, growth and counts), no database. It records the area locks each unit took, so a test can check the
-locking rule too. Not for production: nothing here is shared between processes."""
+"""The router's repositories in memory, for unit tests through
+`caseway_shared.unit_of_work.InMemoryUnitOfWork`:
+`MemoryRoutingStore` gives the same answers as `store.RoutingStore` (its candidate search, growth and
+counts) and records the area locks each unit took; `MemoryCaseFiles` is the staff desk's status changes.
+No database. Not for production: nothing here is shared between processes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID  # noqa: TC003 - a dataclass field type
 
+from caseway_router.adapters.case_files import AssignmentView, CaseRow, NoteView
+from caseway_router.adapters.case_files import HistoryEntry as CaseHistoryEntry
 from caseway_router.adapters.store import (
     CandidateQuery,
     CaseGrowth,
@@ -141,3 +144,87 @@ class MemoryRoutingStore:
     def close(self, case_id: UUID, at: datetime) -> None:
         """What a staff close does to routing's view of the case (tests of the closed-case window)."""
         self.cases[case_id].status, self.cases[case_id].closed_at = CaseStatus.CLOSED, at
+
+
+@dataclass
+class MemoryCaseFiles:
+    """The staff desk's case files in memory, for unit tests of status changes through
+    `InMemoryUnitOfWork`: the reads and writes `StaffDesk.acknowledge`, `close` and `add_note` make, with
+    the same rules as `case_files.CaseFiles` (a close stamps closed_at and the resolution; reopening clears
+    them). Merging, moving reports and boards are tested against PostgreSQL only."""
+
+    cases: dict[str, CaseRow] = field(default_factory=dict)
+    parts: dict[UUID, list[AssignmentView]] = field(default_factory=dict)
+    entries: dict[UUID, list[CaseHistoryEntry]] = field(default_factory=dict)
+    written_notes: dict[UUID, list[NoteView]] = field(default_factory=dict)
+
+    def add(self, case: CaseRow, *, departments: Sequence[str]) -> None:
+        self.cases[case.reference] = case
+        self.parts[case.case_id] = [
+            AssignmentView(
+                d,
+                "lead" if d == case.lead_department else "contributor",
+                "assigned",
+                case.opened_at,
+                None,
+                None,
+            )
+            for d in departments
+        ]
+
+    def _by_id(self, case_id: UUID) -> CaseRow:
+        return next(case for case in self.cases.values() if case.case_id == case_id)
+
+    async def case(self, reference: str, *, lock: bool = False) -> CaseRow | None:  # noqa: ARG002 - one process
+        return self.cases.get(reference)
+
+    async def case_by_id(self, case_id: UUID, *, lock: bool = False) -> CaseRow | None:  # noqa: ARG002
+        return next((case for case in self.cases.values() if case.case_id == case_id), None)
+
+    async def assignments(self, case_id: UUID) -> list[AssignmentView]:
+        return list(self.parts.get(case_id, []))
+
+    async def history(self, case_id: UUID) -> list[CaseHistoryEntry]:
+        return list(self.entries.get(case_id, []))
+
+    async def notes(self, case_id: UUID) -> list[NoteView]:
+        return list(self.written_notes.get(case_id, []))
+
+    async def set_department_state(
+        self, case_id: UUID, department: str, state: str, *, at: datetime, actor: str
+    ) -> None:
+        self.parts[case_id] = [
+            replace(a, state=state, state_at=at, state_by=actor) if a.department == department else a
+            for a in self.parts[case_id]
+        ]
+
+    async def set_status(
+        self,
+        case_id: UUID,
+        status: CaseStatus,
+        *,
+        at: datetime,
+        resolution: str | None = None,
+        duplicate_of: UUID | None = None,
+    ) -> None:
+        case = self._by_id(case_id)
+        closed = status == CaseStatus.CLOSED
+        other = (await self.case_by_id(duplicate_of)) if closed and duplicate_of else None
+        self.cases[case.reference] = replace(
+            case,
+            status=status,
+            closed_at=at if closed else None,
+            resolution=resolution if closed else None,
+            duplicate_of=other.reference if other else None,
+        )
+
+    async def record_history(
+        self, case_id: UUID, *, at: datetime, actor: str, action: str, detail: dict[str, Any]
+    ) -> None:
+        self.entries.setdefault(case_id, []).append(CaseHistoryEntry(at, actor, action, detail))
+
+    async def add_note(self, case_id: UUID, *, at: datetime, actor: str, visibility: str, body: str) -> int:
+        notes = self.written_notes.setdefault(case_id, [])
+        note_id = sum(len(n) for n in self.written_notes.values())
+        notes.append(NoteView(note_id, at, actor, visibility, body))
+        return note_id

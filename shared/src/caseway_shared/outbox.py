@@ -190,17 +190,18 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            try:
-                await self._publish(rows)
-                done: list[int] = [row["id"] for row in rows]
-                aside: list[tuple[int, str]] = []
-            except Exception as error:
+            done, error = await self._publish(rows)
+            aside: list[tuple[int, str]] = []
+            if error is not None:
                 if is_infrastructure_error(error):
-                    raise
+                    raise error
                 log.warning(
                     "outbox_batch_failed_one_by_one", schema=self._schema, error_type=type(error).__name__
                 )
-                done, aside = await self._publish_one_by_one(rows)
+                # What the broker took stays taken (sending it again would repeat it); the rest, one by one.
+                taken = set(done)
+                more, aside = await self._publish_one_by_one([row for row in rows if row["id"] not in taken])
+                done += more
             for row_id, reason in aside:
                 await connection.execute(
                     f"UPDATE {self._schema}.outbox"
@@ -224,22 +225,22 @@ class OutboxRelay:
         done: list[int] = []
         aside: list[tuple[int, str]] = []
         for row in rows:
-            try:
-                await self._publish([row])
-            except Exception as error:
+            _, error = await self._publish([row])
+            if error is not None:
                 if is_infrastructure_error(error):
                     break
                 reason = (
                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {type(error).__name__}: {error}"
                 )
                 aside.append((row["id"], reason[:1000]))
-                log.exception(
+                log.error(
                     "outbox_row_set_aside",
                     schema=self._schema,
                     id=row["id"],
                     topic=row["topic"],
                     error_type=type(error).__name__,
                     error=str(error)[:300],
+                    exc_info=error,
                 )
             else:
                 done.append(row["id"])
@@ -261,21 +262,34 @@ class OutboxRelay:
             return OutboxBacklog(0, 0.0, 0)
         return OutboxBacklog(int(row["pending"]), float(row["oldest"]), int(row["set_aside"]))
 
-    async def _publish(self, rows: Sequence[Any]) -> None:
-        # Send everything first and wait for the acknowledgements together: one round trip, not one a row.
-        # The relay talks to aiokafka directly: FastStream's per-message middlewares cost more than the
-        # send itself at thousands of events a second, and the relay counts what it publishes itself.
-        futures = []
+    async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], BaseException | None]:
+        """Send `rows` and wait for the acknowledgements together: one round trip, not one a row. Returns
+        the ids the broker took, in order, and the first failure (None: all taken).
+
+        The relay talks to aiokafka directly: FastStream's per-message middlewares cost more than the send
+        itself at thousands of events a second, and the relay counts what it publishes itself."""
+        sent: list[tuple[int, asyncio.Future[Any]]] = []
+        failure: BaseException | None = None
         for row in rows:
             headers = dict(row["headers"])
             headers.pop(SET_ASIDE, None)
-            with tracing.publishing(row["topic"], headers):
-                futures.append(
-                    await self._producer.send(
+            try:
+                with tracing.publishing(row["topic"], headers):
+                    future = await self._producer.send(
                         row["topic"],
                         bytes(row["payload"]),
                         key=row["key"].encode(),
                         headers=h.encode_headers(headers),
                     )
-                )
-        await asyncio.gather(*futures)
+            except Exception as error:  # refused before it left: what was handed over still goes
+                failure = error
+                break
+            sent.append((row["id"], future))
+        taken: list[int] = []
+        outcomes = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        for (row_id, _), outcome in zip(sent, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):
+                taken.append(row_id)
+            elif failure is None:
+                failure = outcome
+        return taken, failure

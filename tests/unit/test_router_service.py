@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from factories import BOLD_STREET, METRE, as_record, report_received
 
 from caseway_router.adapters.memory import MemoryRoutingStore
 from caseway_router.domain.areas import lock_chunks
@@ -17,6 +16,7 @@ from caseway_shared.consuming import MalformedMessage
 from caseway_shared.council import load_council
 from caseway_shared.events import CASE_EVENT, CaseOpened, ReportLinked
 from caseway_shared.unit_of_work import InMemoryUnitOfWork
+from factories import BOLD_STREET, METRE, as_record, report_received
 
 COUNCIL = load_council()
 PLACES = PlaceFinder(COUNCIL)

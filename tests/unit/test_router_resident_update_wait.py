@@ -5,7 +5,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from caseway_router.resident_updates import ResidentUpdates
+from caseway_router.entrypoints.resident_updates import ResidentUpdates
 from caseway_router.staff import NotYetRouted
 from caseway_shared.consuming import BatchConsumer, DeadLetters, RetryPolicy
 from caseway_shared.events import ResidentUpdateReceived

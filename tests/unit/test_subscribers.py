@@ -22,7 +22,7 @@ from caseway_notifier.settings import NotifierSettings
 from caseway_router.adapters.memory import MemoryRoutingStore
 from caseway_router.domain.places import PlaceFinder
 from caseway_router.entrypoints.consumers import subscribe_consumers as subscribe_router
-from caseway_router.resident_updates import ResidentUpdates
+from caseway_router.entrypoints.resident_updates import ResidentUpdates
 from caseway_router.service import RouterService
 from caseway_router.settings import RouterSettings
 from caseway_shared import headers as h

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from caseway_notifier.adapters.channels import InMemoryChannel
 from caseway_notifier.adapters.memory import InMemoryNotifierStore
-from caseway_notifier.directory import load_directory
+from caseway_notifier.domain.directory import load_directory
 from caseway_notifier.service.case_events import CaseEvents
 from caseway_notifier.service.escalation import Escalations
 from caseway_notifier.service.messages import Messages

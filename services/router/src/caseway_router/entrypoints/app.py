@@ -10,8 +10,8 @@ from caseway_router.adapters.staff_directory import load_staff_directory
 from caseway_router.adapters.store import RoutingStore
 from caseway_router.domain.places import PlaceFinder
 from caseway_router.entrypoints.consumers import subscribe_consumers
+from caseway_router.entrypoints.resident_updates import ResidentUpdates
 from caseway_router.entrypoints.staff_http import StaffHttp
-from caseway_router.resident_updates import ResidentUpdates
 from caseway_router.service import SERVICE, RouterService
 from caseway_router.settings import RouterSettings
 from caseway_router.staff import StaffDesk

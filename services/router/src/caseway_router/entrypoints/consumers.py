@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
-    from caseway_router.resident_updates import ResidentUpdates
+    from caseway_router.entrypoints.resident_updates import ResidentUpdates
     from caseway_router.service import RouterService
     from caseway_shared.runtime import ServiceRuntime
 

@@ -127,8 +127,19 @@ def report_id_for(source_system: str, source_id: str) -> UUID:
     return uuid5(REPORT_ID_NAMESPACE, f"{source_system}\x1f{source_id}")
 
 
+class CaseFlag(BaseModel):
+    """Why a person should look at a case: near a boundary, possible duplicate, needs triage, ..."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    flag: str
+    reason: str
+
+
 class CaseOpened(_Event):
-    """A new case, opened for a report that is not another report of an open problem."""
+    """A new case, opened for a report that is not another report of an open problem. It says everything
+    the opening decided: its departments (lead first) and its flags; `CaseAssigned` and `CaseFlagged`
+    follow only for later changes (since contract 1.1: before it, one of each followed every opening)."""
 
     event_type: Literal["CaseOpened"] = "CaseOpened"
     case_id: UUID
@@ -145,6 +156,9 @@ class CaseOpened(_Event):
     due_at: datetime | None
     point: GeoPoint | None
     summary: str = Field(max_length=200, description="Short, plain text: never turned into links.")
+    flags: tuple[CaseFlag, ...] = Field(
+        default=(), description="What a person should look at, decided at opening (contract 1.1)."
+    )
 
 
 class ReportLinked(_Event):
@@ -165,7 +179,8 @@ class ReportLinked(_Event):
 
 
 class CaseAssigned(_Event):
-    """A department was given a part of a case."""
+    """A department was given a part of a case after it opened (a reassignment, a merge): the departments
+    of the opening are in `CaseOpened.departments`."""
 
     event_type: Literal["CaseAssigned"] = "CaseAssigned"
     case_id: UUID
@@ -182,7 +197,8 @@ class CaseAssigned(_Event):
 
 
 class CaseFlagged(_Event):
-    """A case needs a person to look at it: near a boundary, possible duplicate, needs triage."""
+    """A case needs a person to look at it, found after it opened: the flags of the opening are in
+    `CaseOpened.flags`."""
 
     event_type: Literal["CaseFlagged"] = "CaseFlagged"
     case_id: UUID

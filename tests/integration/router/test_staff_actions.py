@@ -263,7 +263,7 @@ async def test_acknowledge_reassign_note_close_write_history_and_events_the_noti
         ("streetscene-n01", "note-added"),
         ("streetscene-n01", "closed"),
     ]
-    events = await published(infra, reference, want=4 + 1 + 3 + 2 + 2)
+    events = await published(infra, reference, want=1 + 1 + 3 + 2 + 2)
     types = [e["event_type"] for e in events]
     assert types[-7:] == [
         "CaseStatusChanged",
@@ -294,10 +294,10 @@ async def test_acknowledge_reassign_note_close_write_history_and_events_the_noti
 
     # Before the acknowledgement (the opening events only), the manager would be told.
     store, uow, directory, notifier_settings, messages = _harness()
-    opening = [(e, "c") for e in parsed if e.event_type in ("CaseOpened", "CaseAssigned", "CaseFlagged")]
+    opening = [(e, "c") for e in parsed if e.event_type == "CaseOpened"]
     await CaseEvents(
         unit_of_work=uow, directory=directory, messages=messages, clock=lambda: opened_at
-    ).handle(opening[:4])
+    ).handle(opening[:1])
     escalations = Escalations(
         unit_of_work=uow, directory=directory, settings=notifier_settings, clock=lambda: late
     )

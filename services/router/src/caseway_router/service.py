@@ -31,8 +31,7 @@ from caseway_router.domain.routing import Route, decide_route
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
 from caseway_shared.events import (
-    CaseAssigned,
-    CaseFlagged,
+    CaseFlag,
     CaseOpened,
     ReportLinked,
     ReportReceived,
@@ -352,7 +351,7 @@ class _Writes:
                 ),
             ]
         )
-        events = _case_opened_events(
+        event = _case_opened(
             case_id=case_id,
             reference=reference,
             report=report,
@@ -361,7 +360,7 @@ class _Writes:
             now=now,
             summary=summary,
         )
-        self.messages.extend(self._service.message(case_id, e, item.correlation_id) for e in events)
+        self.messages.append(self._service.message(case_id, event, item.correlation_id))
         log.info(
             "case_opened",
             case_id=str(case_id),
@@ -411,7 +410,7 @@ def _summary(category_name: str, placement: Placement, report: ReportReceived) -
     return f"{category_name} - {where}"[:200]
 
 
-def _case_opened_events(
+def _case_opened(
     *,
     case_id: uuid.UUID,
     reference: str,
@@ -420,37 +419,21 @@ def _case_opened_events(
     placement: Placement,
     now: datetime,
     summary: str,
-) -> list[BaseModel]:
-    events: list[BaseModel] = [
-        CaseOpened(
-            occurred_at=now,
-            case_id=case_id,
-            reference=reference,
-            report_id=report.report_id,
-            category=route.category,
-            priority=route.priority,
-            neighbourhood=placement.neighbourhood,
-            ward_code=placement.ward_code,
-            lead_department=route.lead_department,
-            departments=route.departments,
-            due_at=route.due_at,
-            point=report.place.point,
-            summary=summary,
-        )
-    ]
-    events.extend(
-        CaseAssigned(
-            occurred_at=now,
-            case_id=case_id,
-            reference=reference,
-            department=department,
-            role="lead" if department == route.lead_department else "contributor",
-            neighbourhood=placement.neighbourhood,
-        )
-        for department in route.departments
+) -> CaseOpened:
+    """The one event of an opening: departments and flags in it (no CaseAssigned or CaseFlagged each)."""
+    return CaseOpened(
+        occurred_at=now,
+        case_id=case_id,
+        reference=reference,
+        report_id=report.report_id,
+        category=route.category,
+        priority=route.priority,
+        neighbourhood=placement.neighbourhood,
+        ward_code=placement.ward_code,
+        lead_department=route.lead_department,
+        departments=route.departments,
+        due_at=route.due_at,
+        point=report.place.point,
+        summary=summary,
+        flags=tuple(CaseFlag(flag=flag, reason=reason) for flag, reason in route.flags),
     )
-    events.extend(
-        CaseFlagged(occurred_at=now, case_id=case_id, reference=reference, flag=flag, reason=reason)
-        for flag, reason in route.flags
-    )
-    return events

@@ -139,6 +139,10 @@ def build_asyncapi() -> dict[str, Any]:
             "version": caseway_version(),
             "description": "Cross-department case routing for councils that work by neighbourhoods. Topic "
             "names may carry a deployment prefix (CASEWAY_TOPIC_PREFIX).",
+            # The contract's own version (the topics' .v1 changes only for an incompatible change): what a
+            # reader may rely on, and since when.
+            "x-contract-version": CONTRACT_VERSION,
+            "x-contract-changes": list(CONTRACT_CHANGES),
         },
         "defaultContentType": "application/json",
         "servers": {"local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "Local stack"}},
@@ -146,6 +150,14 @@ def build_asyncapi() -> dict[str, Any]:
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},
     }
+
+
+CONTRACT_VERSION = "1.1"
+CONTRACT_CHANGES = (
+    "1.0: the events of topics .v1.",
+    "1.1: CaseStatus, Priority and NotificationKind are enums (values unchanged); CaseOpened carries its "
+    "flags, and an opening is that one event: CaseAssigned and CaseFlagged follow only later changes.",
+)
 
 
 def render_asyncapi() -> str:

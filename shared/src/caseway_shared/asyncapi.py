@@ -155,8 +155,10 @@ def build_asyncapi() -> dict[str, Any]:
 CONTRACT_VERSION = "1.1"
 CONTRACT_CHANGES = (
     "1.0: the events of topics .v1.",
-    "1.1: CaseStatus, Priority and NotificationKind are enums (values unchanged); CaseOpened carries its "
-    "flags, and an opening is that one event: CaseAssigned and CaseFlagged follow only later changes.",
+    (
+        "1.1: CaseStatus, Priority and NotificationKind are enums (values unchanged); CaseOpened carries its "
+        "flags, and an opening is that one event: CaseAssigned and CaseFlagged follow only later changes."
+    ),
 )
 
 

@@ -1,5 +1,6 @@
 """Contact-centre events over the real broker: accepted ones become ReportReceived, bad ones land in
-reports.rejected.v1 with the original bytes, every reason and their provenance, and the consumer goes on.
+reports.rejected.v1 with the original bytes, every reason and their provenance, and the consumer goes
+on. Case events intake cannot read are dead-lettered once.
 """
 
 from __future__ import annotations
@@ -7,11 +8,13 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from caseway_intake.domain.normalise import report_id_for
 from caseway_intake.domain.privacy import DEVELOPMENT_CONTACT_KEY, Sealer
+from caseway_shared.events import CaseStatusChanged
 
 pytestmark = pytest.mark.infra
 
@@ -83,3 +86,51 @@ async def test_bad_events_are_rejected_with_reasons_and_the_consumer_keeps_going
 
     count = await db.fetchval("SELECT count(*) FROM intake.reports WHERE source_id LIKE $1", f"%-{run}")
     assert count == 2
+
+
+async def test_a_malformed_case_event_is_dead_lettered_once_when_its_batch_is_retried(intake, topics):
+    case_id = uuid.uuid4()
+    key = str(case_id).encode()
+
+    def status_changed(note: str) -> bytes:
+        event = CaseStatusChanged(
+            occurred_at=datetime.now(UTC),
+            case_id=case_id,
+            reference="LV-2026-000042",
+            status="in-progress",
+            note=note,
+        )
+        return event.model_dump_json().encode()
+
+    # One batch: the unreadable event, then one PostgreSQL refuses (a NUL), which fails the batch's
+    # transaction, so that the batch is tried again record by record.
+    await topics.produce_together(
+        "cases.v1",
+        [
+            b'{"event_type": "CaseOpened", "nonsense": true}',
+            status_changed("before\u0000after"),
+            status_changed("Crew sent"),
+        ],
+        key=key,
+    )
+
+    def error_of(record) -> str:
+        return dict(record.headers)["error"].decode()
+
+    def ours(records):
+        return [r for r in records if r.key == key]
+
+    # The refused event is dead-lettered after its retries, so after every copy of the malformed one.
+    letters = ours(
+        await topics.read(
+            "ops.deadletter.v1",
+            want=lambda rs: any("MalformedMessage" not in error_of(r) for r in ours(rs)),
+            timeout=60,
+        )
+    )
+    malformed = [letter for letter in letters if "MalformedMessage" in error_of(letter)]
+    assert len(malformed) == 1, f"dead-lettered {len(malformed)} times"
+    headers = {name: value.decode() for name, value in malformed[0].headers}
+    assert headers["original-topic"] == topics.name("cases.v1")
+    assert headers["attempts"] == "1"
+    assert len(letters) == 2  # and the refused event once, after its retries

@@ -51,6 +51,14 @@ SERVICE = "intake"
 MAX_GROUP_COMMIT = 500
 
 
+def parse_case_event(record: Record) -> CaseEvent:
+    """The case event in `record`; `MalformedMessage` (with every reason, no values) when it is none."""
+    try:
+        return CASE_EVENT.validate_json(record.value)
+    except ValidationError as error:
+        raise MalformedMessage(describe_errors(error)) from error
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """What reports.rejected.v1 carries: the original bytes (contact details sealed: `Sealer`), every
@@ -240,20 +248,15 @@ class IntakeService:
         await self.reject(rejected)
 
     async def handle_case_events(self, records: Sequence[Record]) -> None:
-        """The handler of cases.v1: keep each report's Open311 status in step with its case. An event that
-        cannot be read is dead-lettered at once (it is the router's output, so that is a bug to look at).
+        """The handler of cases.v1: keep each report's Open311 status in step with its case.
+
+        An event that cannot be read raises `MalformedMessage` before anything is applied: the batch
+        consumer then handles the records one by one and dead-letters that one, once, however often the
+        batch is retried (it is the router's output, so that is a bug to look at).
         """
-        events: list[CaseEvent] = []
-        for record in records:
-            try:
-                events.append(CASE_EVENT.validate_json(record.value))
-            except ValidationError as error:
-                await self._runtime.dead_letters.publish(
-                    record, error=MalformedMessage(describe_errors(error)), attempts=1
-                )
-        if events:
-            async with self._runtime.pool.acquire() as connection, connection.transaction():
-                await apply_case_events(connection, events, self._council)
+        events = [parse_case_event(record) for record in records]
+        async with self._runtime.pool.acquire() as connection, connection.transaction():
+            await apply_case_events(connection, events, self._council)
 
     # --- what the Open311 endpoints read and write (they never open connections themselves) -------------
 

@@ -1,16 +1,20 @@
 """Contact-centre events over the real broker: accepted ones become ReportReceived, bad ones land in
-reports.rejected.v1 with the original bytes, every reason and their provenance, and the consumer goes
-on. Case events intake cannot read are dead-lettered once.
+reports.rejected.v1 with the original bytes, every reason and their provenance, and are counted; the
+consumer goes on. Case events intake cannot read are dead-lettered once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 
 from caseway_intake.domain.normalise import report_id_for
 from caseway_intake.domain.privacy import DEVELOPMENT_CONTACT_KEY, Sealer
@@ -86,6 +90,55 @@ async def test_bad_events_are_rejected_with_reasons_and_the_consumer_keeps_going
 
     count = await db.fetchval("SELECT count(*) FROM intake.reports WHERE source_id LIKE $1", f"%-{run}")
     assert count == 2
+
+
+def _rejected_counts(metrics: str) -> dict[tuple[str, str], float]:
+    """caseway_records_rejected_total by (topic, reason), checking that it has no other labels."""
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "caseway_records_rejected_total":
+                assert set(sample.labels) == {"service", "topic", "reason"}
+                assert sample.labels["service"] == "intake"
+                counts[(sample.labels["topic"], sample.labels["reason"])] = sample.value
+    return counts
+
+
+async def test_every_rejected_record_is_counted_by_the_topic_it_came_from_and_the_kind_of_reason(
+    intake, topics
+):
+    run = uuid.uuid4().hex[:8]
+    source = topics.name("contact-centre.reports.v1")
+    before = _rejected_counts((await intake.client.get("/metrics")).text)
+    sealed_by_another_intake = Sealer([Fernet.generate_key().decode()]).seal(f"sealed {run}".encode())
+    invalid = topics.report_event(
+        f"bad-{run}", channel="pigeon", reporter={"name": "Ada Lovelace", "email": "ada@example.org"}
+    )
+    await topics.produce(
+        "contact-centre.reports.v1",
+        [
+            b"not json " + run.encode(),
+            topics.as_bytes(invalid),
+            topics.as_bytes(topics.report_event(f"nul-{run}", description="a\u0000b")),
+            sealed_by_another_intake,
+            topics.as_bytes(topics.report_event(f"good-{run}")),
+        ],
+        key=run.encode(),
+    )
+
+    expected = {(source, "unreadable"): 1, (source, "invalid"): 2, (source, "unsealable"): 1}
+    deadline = time.monotonic() + 60
+    while True:
+        metrics = (await intake.client.get("/metrics")).text
+        after = _rejected_counts(metrics)
+        added = {where: after.get(where, 0) - before.get(where, 0) for where in after}
+        if {where: added.get(where, 0) for where in expected} == expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert {where: count for where, count in added.items() if count} == expected
+    # The labels say where and what kind, never who: no resident's details, no source ids.
+    for secret in ("Ada", "ada@example.org", run):
+        assert all(secret not in line for line in metrics.splitlines() if "rejected" in line)
 
 
 async def test_a_malformed_case_event_is_dead_lettered_once_when_its_batch_is_retried(intake, topics):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,12 @@ from caseway_intake.domain.privacy import (
     UnsealError,
 )
 from caseway_intake.domain.updates import resident_action
-from caseway_intake.domain.validation import Invalid, describe_errors, parse_contact_centre_event
+from caseway_intake.domain.validation import (
+    Invalid,
+    RejectionKind,
+    describe_errors,
+    parse_contact_centre_event,
+)
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
 from caseway_shared.events import CASE_EVENT, CaseEvent, ResidentUpdateReceived
@@ -62,12 +68,13 @@ def parse_case_event(record: Record) -> CaseEvent:
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """What reports.rejected.v1 carries: the original bytes (contact details sealed: `Sealer`), every
-    reason, and where it came from."""
+    reason, and where it came from; and the kind of reason, which it is counted by."""
 
     reasons: tuple[str, ...]
     original: bytes
     source: dict[str, Any]
     key: str | None
+    kind: RejectionKind
 
     def payload(self) -> bytes:
         try:
@@ -221,8 +228,15 @@ class IntakeService:
                     no_confirm=True,
                 )
             )
-            log.warning("report_rejected", reasons=list(rejection.reasons), **rejection.source)
+            log.warning(
+                "report_rejected", reasons=list(rejection.reasons), kind=rejection.kind, **rejection.source
+            )
         await asyncio.gather(*pending)
+        # Counted once the broker has them all: a batch whose rejections could not be sent is tried again
+        # (and counted then), so each record rejected counts once.
+        counts = Counter((str(rejection.source["topic"]), rejection.kind) for rejection in rejections)
+        for (source_topic, kind), count in counts.items():
+            self._runtime.figures.rejected(source_topic, reason=kind, count=count)
 
     async def handle_contact_centre_batch(self, records: Sequence[Record]) -> None:
         """The handler of contact-centre.reports.v1: validate each record, then accept or reject it."""
@@ -234,14 +248,18 @@ class IntakeService:
                 # A replayed dead letter or rejection comes back with its contact details sealed.
                 parsed = parse_contact_centre_event(self.sealer.unseal(record.value))
             except UnsealError as error:
-                parsed = Invalid(reasons=(str(error),))
+                parsed = Invalid(reasons=(str(error),), kind="unsealable")
             if isinstance(parsed, Invalid):
                 source = {**record.provenance(), "source_system": parsed.source_system}
                 # Keyed by source id where it could be read, else by the record's own key, so that an
                 # operator finds a rejection by what the upstream system calls it.
                 key = parsed.source_id or (record.key.decode("utf-8", "replace") if record.key else None)
                 original = self.sealer.seal(record.value)
-                rejected.append(Rejection(reasons=parsed.reasons, original=original, source=source, key=key))
+                rejected.append(
+                    Rejection(
+                        reasons=parsed.reasons, original=original, source=source, key=key, kind=parsed.kind
+                    )
+                )
             else:
                 accepted.append(normalise(parsed, self._matcher, now=now))
         await self.accept(accepted)

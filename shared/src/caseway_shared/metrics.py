@@ -72,6 +72,13 @@ class ServiceMetrics:
             [*labels, "partition"],
             registry=registry,
         )
+        self.consumer_assigned = Gauge(
+            "caseway_consumer_assigned_partitions",
+            "Partitions of the topic this instance consumes, as of the last scrape: 0 until its consumer "
+            "group has assigned them, and for good on a replica beyond the partition count.",
+            labels,
+            registry=registry,
+        )
         self.outbox_published = Counter(
             "caseway_outbox_published", "Events published from the outbox.", ["service"], registry=registry
         )
@@ -126,6 +133,9 @@ class ServiceMetrics:
 
     def lag(self, topic: str, partition: int, behind: int) -> None:
         self.consumer_lag.labels(self._service, topic, str(partition)).set(max(behind, 0))
+
+    def assigned(self, topic: str, partitions: int) -> None:
+        self.consumer_assigned.labels(self._service, topic).set(partitions)
 
     def outbox(self, *, pending: int, oldest_age_seconds: float, set_aside: int) -> None:
         self.outbox_backlog.labels(self._service).set(pending)

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -187,3 +188,41 @@ async def test_a_malformed_case_event_is_dead_lettered_once_when_its_batch_is_re
     assert headers["original-topic"] == topics.name("cases.v1")
     assert headers["attempts"] == "1"
     assert len(letters) == 2  # and the refused event once, after its retries
+
+
+async def test_an_intake_replica_that_owns_no_partitions_stays_ready_and_says_so_on_consumerz(
+    infra, intake, topics
+):
+    runtime = intake.app.state.runtime
+    read = [topics.name("cases.v1"), topics.name("contact-centre.reports.v1")]
+    # Twelve consumers in intake's group stand in for other replicas. The group's assignor deals the
+    # partitions of both topics (six each) in turn to the members in the order of their ids, and the
+    # stand-ins' ids sort first: they take every partition, and this replica is one beyond the count.
+    spares = [
+        AIOKafkaConsumer(
+            *read,
+            bootstrap_servers=infra.bootstrap_servers,
+            group_id=f"{infra.topic_prefix}caseway-intake",
+            client_id="a-spare-replica",
+            enable_auto_commit=False,
+        )
+        for _ in range(12)
+    ]
+    try:
+        for spare in spares:
+            await spare.start()
+        deadline = time.monotonic() + 120
+        while any(runtime.consumer_assignment().values()) or not all(s.assignment() for s in spares):
+            assert time.monotonic() < deadline, "the stand-ins never took the partitions"
+            await asyncio.gather(*(s.getmany(timeout_ms=100) for s in spares))
+
+        ready = await intake.client.get("/readyz")
+        consumerz = await intake.client.get("/consumerz")
+    finally:
+        for spare in spares:
+            await spare.stop()
+
+    assert ready.status_code == 200, ready.json()
+    assert ready.json() == {"ready": True, "checks": {"kafka": True, "database": True}}
+    assert consumerz.status_code == 503
+    assert consumerz.json() == {"consuming": False, "assigned": {topic: [] for topic in read}}

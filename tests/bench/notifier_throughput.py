@@ -138,7 +138,7 @@ async def _phase(name, channel, *, count, base, database_url, prefix, http_port,
     async with httpx.AsyncClient() as client:
         before = (await client.get(f"http://127.0.0.1:{http_port}/count")).json()
     async with app.router.lifespan_context(app):
-        while not all((await app.state.runtime.readiness()).values()):
+        while not (all((await app.state.runtime.readiness()).values()) and app.state.runtime.consuming()):
             await asyncio.sleep(0.1)
         planned_at = sent_at = None
         start = time.perf_counter()

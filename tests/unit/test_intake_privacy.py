@@ -73,7 +73,11 @@ def test_only_a_holder_of_the_key_unseals_and_keys_rotate():
 def test_a_rejection_carries_what_it_was_given_sealed():
     sealer = Sealer([DEVELOPMENT_CONTACT_KEY])
     rejection = Rejection(
-        reasons=("location: bad",), original=sealer.seal(json.dumps(EVENT).encode()), source={}, key="LD-1"
+        reasons=("location: bad",),
+        original=sealer.seal(json.dumps(EVENT).encode()),
+        source={},
+        key="LD-1",
+        kind="invalid",
     )
     assert b"ann@example.net" not in rejection.payload()
 

@@ -43,7 +43,16 @@ def test_every_reason_is_given_at_once():
 
 def test_not_json_and_not_an_object_are_rejected_with_a_reason():
     assert isinstance(parse_contact_centre_event(b"\xff\xfe not json"), Invalid)
-    assert parse_contact_centre_event(b"[1, 2]") == Invalid(("body: must be a JSON object",))
+    assert parse_contact_centre_event(b"[1, 2]") == Invalid(
+        ("body: must be a JSON object",), kind="unreadable"
+    )
+
+
+def test_a_rejection_says_whether_the_body_was_unreadable_or_its_fields_invalid():
+    unreadable = [b"\xff not json", b"[1, 2]", b" " * 70_000]
+    assert [parse_contact_centre_event(value).kind for value in unreadable] == ["unreadable"] * 3
+    assert parse_contact_centre_event(_event(channel="pigeon")).kind == "invalid"
+    assert parse_contact_centre_event(_event(description="a\u0000b")).kind == "invalid"
 
 
 def test_a_location_needs_something_to_go_on():

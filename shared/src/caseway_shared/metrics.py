@@ -35,7 +35,11 @@ class ServiceMetrics:
             "caseway_records_dead_lettered", "Records sent to ops.deadletter.v1.", labels, registry=registry
         )
         self.records_rejected = Counter(
-            "caseway_records_rejected", "Reports rejected with reasons.", labels, registry=registry
+            "caseway_records_rejected",
+            "Records rejected with their reasons (to reports.rejected.v1), by the topic they came from and "
+            "the kind of reason (never anything of the record's content).",
+            [*labels, "reason"],
+            registry=registry,
         )
         self.batch_seconds = Histogram(
             "caseway_batch_processing_seconds",
@@ -66,6 +70,13 @@ class ServiceMetrics:
             "caseway_consumer_paused",
             "1 while a partition is paused after a stall: an alert (its dependency is down).",
             [*labels, "partition"],
+            registry=registry,
+        )
+        self.consumer_assigned = Gauge(
+            "caseway_consumer_assigned_partitions",
+            "Partitions of the topic this instance consumes, as of the last scrape: 0 until its consumer "
+            "group has assigned them, and for good on a replica beyond the partition count.",
+            labels,
             registry=registry,
         )
         self.outbox_published = Counter(
@@ -103,8 +114,9 @@ class ServiceMetrics:
         self.records_dead_lettered.labels(self._service, record.topic).inc()
         self.totals["dead_lettered"] = self.totals.get("dead_lettered", 0) + 1
 
-    def rejected(self, topic: str, count: int = 1) -> None:
-        self.records_rejected.labels(self._service, topic).inc(count)
+    def rejected(self, topic: str, *, reason: str, count: int = 1) -> None:
+        """`count` records of `topic` rejected; `reason` is a short kind (e.g. `invalid`), not the reasons."""
+        self.records_rejected.labels(self._service, topic, reason).inc(count)
         self.totals["rejected"] = self.totals.get("rejected", 0) + count
 
     def stalled(self, topic: str, partition: int, *, seconds: float, paused: bool) -> None:
@@ -121,6 +133,9 @@ class ServiceMetrics:
 
     def lag(self, topic: str, partition: int, behind: int) -> None:
         self.consumer_lag.labels(self._service, topic, str(partition)).set(max(behind, 0))
+
+    def assigned(self, topic: str, partitions: int) -> None:
+        self.consumer_assigned.labels(self._service, topic).set(partitions)
 
     def outbox(self, *, pending: int, oldest_age_seconds: float, set_aside: int) -> None:
         self.outbox_backlog.labels(self._service).set(pending)

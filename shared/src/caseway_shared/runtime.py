@@ -292,7 +292,15 @@ class ServiceRuntime:
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
     async def readiness(self) -> dict[str, bool]:
-        """Whether the broker and database answer and every subscriber has partitions assigned."""
+        """What /readyz answers: whether this instance can serve its HTTP API (Open311, staff pages,
+        metrics): the broker answers (what it publishes can go out) and so does the database.
+
+        Owning partitions is not part of it (see `consumer_assignment`): a replica owns none until its
+        consumer group has assigned them (every replica at once when the group starts over), and one
+        beyond the partition count never owns any, yet each serves HTTP as well as the others. Tied to
+        partitions, readiness took every replica out of the load balancer together while the group
+        formed, and kept the spare replicas out for good.
+        """
         checks: dict[str, bool] = {}
         checks["kafka"] = await self.broker.ping(timeout=2)
         try:
@@ -300,11 +308,27 @@ class ServiceRuntime:
                 checks["database"] = await self.pool.fetchval("SELECT 1") == 1
         except Exception:
             checks["database"] = False
-        checks["consumer_assigned"] = all(_assigned(subscriber) for subscriber in self._subscribers)
         return checks
 
+    def consumer_assignment(self) -> dict[str, list[int]]:
+        """The partitions this instance consumes now, for each topic it subscribes to (none until its
+        consumer group has assigned them, and none for good on a replica beyond the partition count)."""
+        assignment: dict[str, list[int]] = {}
+        for subscriber in self._subscribers:
+            kafka_consumer = getattr(subscriber, "consumer", None)
+            owned = kafka_consumer.assignment() if kafka_consumer is not None else set()
+            for topic in subscriber.topic_names:
+                assignment[topic] = sorted(tp.partition for tp in owned if tp.topic == topic)
+        return assignment
+
+    def consuming(self) -> bool:
+        """Whether this instance owns at least one partition of every topic it subscribes to."""
+        return all(self.consumer_assignment().values())
+
     def ops_routes(self) -> Sequence[Route]:
-        """/healthz (the process answers), /readyz (it can do its work) and /metrics (Prometheus)."""
+        """/healthz (the process answers), /readyz (it can serve HTTP), /consumerz (the partitions it
+        consumes: 503 while it owns none of a topic, which is no reason to take it out of rotation),
+        /metrics (Prometheus) and /asyncapi.json."""
 
         async def healthz(_request: Request) -> Response:
             return JSONResponse({"status": "ok", "service": self.service, "instance": self.instance_id})
@@ -314,9 +338,18 @@ class ServiceRuntime:
             ready = all(checks.values())
             return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+        async def consumerz(_request: Request) -> Response:
+            assignment = self.consumer_assignment()
+            consuming = all(assignment.values())
+            return JSONResponse(
+                {"consuming": consuming, "assigned": assignment}, status_code=200 if consuming else 503
+            )
+
         async def metrics(_request: Request) -> Response:
             if self._pool is not None:
                 self.figures.pool(size=self._pool.get_size(), idle=self._pool.get_idle_size())
+            for topic, partitions in self.consumer_assignment().items():
+                self.figures.assigned(topic, len(partitions))
             await self.measure_outbox()
             return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_LATEST)
 
@@ -326,6 +359,7 @@ class ServiceRuntime:
         return [
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/consumerz", consumerz),
             Route("/metrics", metrics),
             Route("/asyncapi.json", asyncapi),
         ]
@@ -387,8 +421,3 @@ class _SubscriberPartitions:
 
     def resume(self, topic: str, partition: int) -> None:
         self._consumer().resume(TopicPartition(topic, partition))
-
-
-def _assigned(subscriber: BatchSubscriber) -> bool:
-    consumer = getattr(subscriber, "consumer", None)
-    return bool(consumer is not None and consumer.assignment())

@@ -45,11 +45,13 @@ class Running:
 
 @asynccontextmanager
 async def running_intake(settings: IntakeSettings) -> AsyncIterator[Running]:
-    """The intake app started as uvicorn would start it, ready (consumers assigned) before it yields."""
+    """The intake app started as uvicorn would start it, ready and consuming (partitions of every topic
+    it reads assigned) before it yields."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        runtime = app.state.runtime
         deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
-        while not all((await app.state.runtime.readiness()).values()):
+        while not (all((await runtime.readiness()).values()) and runtime.consuming()):
             assert time.monotonic() < deadline, "intake did not become ready"
             await asyncio.sleep(0.2)
         transport = httpx.ASGITransport(app=app)
@@ -78,6 +80,18 @@ class Topics:
         try:
             for value in values:
                 await producer.send_and_wait(self.name(topic), value, key=key)
+        finally:
+            await producer.stop()
+
+    async def produce_together(self, topic: str, values: list[bytes], *, key: bytes) -> None:
+        """`values` in one producer batch, so that intake reads them in one poll: one batch of its own."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._infra.bootstrap_servers, acks="all", linger_ms=500
+        )
+        await producer.start()
+        try:
+            sent = [await producer.send(self.name(topic), value, key=key) for value in values]
+            await asyncio.gather(*sent)
         finally:
             await producer.stop()
 

@@ -375,7 +375,7 @@ async def notifier(infra, mail_sink, webhooks, notify, tmp_path_factory):
     await producer.start()
     async with app.router.lifespan_context(app):
         deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
-        while not all((await app.state.runtime.readiness()).values()):
+        while not (all((await app.state.runtime.readiness()).values()) and app.state.runtime.consuming()):
             assert time.monotonic() < deadline, "the notifier did not become ready"
             await asyncio.sleep(0.2)
         yield Running(app, app.state.sender, infra, prefix, mail_sink, webhooks, notify, producer)

@@ -48,7 +48,7 @@ class SlowChannel:
 
 async def _ready(app) -> None:
     deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
-    while not all((await app.state.runtime.readiness()).values()):
+    while not (all((await app.state.runtime.readiness()).values()) and app.state.runtime.consuming()):
         assert time.monotonic() < deadline, "the notifier did not become ready"
         await asyncio.sleep(0.2)
 

@@ -50,7 +50,7 @@ async def running_routers(infra, count: int = 1) -> AsyncIterator[list[tuple[Ser
             await stack.enter_async_context(app.state.runtime.lifespan())
         runtimes = [app.state.runtime for app in apps]
         deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
-        while not all([(await runtime.readiness())["consumer_assigned"] for runtime in runtimes]):
+        while not all(runtime.consuming() for runtime in runtimes):
             assert time.monotonic() < deadline, "the replicas never all got partitions"
             await asyncio.sleep(0.2)
         yield [(app.state.runtime, app.state.staff) for app in apps]

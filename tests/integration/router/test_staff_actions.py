@@ -54,7 +54,7 @@ async def router(infra, **overrides) -> AsyncIterator[object]:
     app = create_app(settings(infra, f"router-staff-{uuid.uuid4().hex[:6]}").model_copy(update=overrides))
     async with app.state.runtime.lifespan():
         deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
-        while not (await app.state.runtime.readiness())["consumer_assigned"]:
+        while not app.state.runtime.consuming():
             assert time.monotonic() < deadline, "the router never got partitions"
             await asyncio.sleep(0.2)
         yield app

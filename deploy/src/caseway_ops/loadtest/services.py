@@ -129,7 +129,9 @@ class ServiceSet:
         await self.wait_ready(*SERVICES)
 
     async def wait_ready(self, *names: str, timeout: float = READY_TIMEOUT) -> None:
-        """Until each named service answers 200 on /readyz (fails early if its process exits)."""
+        """Until each named service answers 200 on /readyz (it serves HTTP) and on /consumerz (it owns
+        partitions of every topic it reads), so that no load is timed while a consumer group forms;
+        fails early if its process exits."""
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
             for name in names:
@@ -140,8 +142,9 @@ class ServiceSet:
                             f"{name} exited ({running.process.returncode}); see {running.log.name}"
                         )
                     try:
-                        response = await client.get(f"http://127.0.0.1:{self.ports[name]}/readyz")
-                        if response.status_code == 200:  # noqa: PLR2004
+                        base = f"http://127.0.0.1:{self.ports[name]}"
+                        answers = [await client.get(base + path) for path in ("/readyz", "/consumerz")]
+                        if all(answer.status_code == 200 for answer in answers):  # noqa: PLR2004
                             break
                     except httpx.HTTPError:
                         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,12 @@ from caseway_intake.domain.privacy import (
     UnsealError,
 )
 from caseway_intake.domain.updates import resident_action
-from caseway_intake.domain.validation import Invalid, describe_errors, parse_contact_centre_event
+from caseway_intake.domain.validation import (
+    Invalid,
+    RejectionKind,
+    describe_errors,
+    parse_contact_centre_event,
+)
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
 from caseway_shared.events import CASE_EVENT, CaseEvent, ResidentUpdateReceived
@@ -51,15 +57,24 @@ SERVICE = "intake"
 MAX_GROUP_COMMIT = 500
 
 
+def parse_case_event(record: Record) -> CaseEvent:
+    """The case event in `record`; `MalformedMessage` (with every reason, no values) when it is none."""
+    try:
+        return CASE_EVENT.validate_json(record.value)
+    except ValidationError as error:
+        raise MalformedMessage(describe_errors(error)) from error
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """What reports.rejected.v1 carries: the original bytes (contact details sealed: `Sealer`), every
-    reason, and where it came from."""
+    reason, and where it came from; and the kind of reason, which it is counted by."""
 
     reasons: tuple[str, ...]
     original: bytes
     source: dict[str, Any]
     key: str | None
+    kind: RejectionKind
 
     def payload(self) -> bytes:
         try:
@@ -213,8 +228,15 @@ class IntakeService:
                     no_confirm=True,
                 )
             )
-            log.warning("report_rejected", reasons=list(rejection.reasons), **rejection.source)
+            log.warning(
+                "report_rejected", reasons=list(rejection.reasons), kind=rejection.kind, **rejection.source
+            )
         await asyncio.gather(*pending)
+        # Counted once the broker has them all: a batch whose rejections could not be sent is tried again
+        # (and counted then), so each record rejected counts once.
+        counts = Counter((str(rejection.source["topic"]), rejection.kind) for rejection in rejections)
+        for (source_topic, kind), count in counts.items():
+            self._runtime.figures.rejected(source_topic, reason=kind, count=count)
 
     async def handle_contact_centre_batch(self, records: Sequence[Record]) -> None:
         """The handler of contact-centre.reports.v1: validate each record, then accept or reject it."""
@@ -226,34 +248,33 @@ class IntakeService:
                 # A replayed dead letter or rejection comes back with its contact details sealed.
                 parsed = parse_contact_centre_event(self.sealer.unseal(record.value))
             except UnsealError as error:
-                parsed = Invalid(reasons=(str(error),))
+                parsed = Invalid(reasons=(str(error),), kind="unsealable")
             if isinstance(parsed, Invalid):
                 source = {**record.provenance(), "source_system": parsed.source_system}
                 # Keyed by source id where it could be read, else by the record's own key, so that an
                 # operator finds a rejection by what the upstream system calls it.
                 key = parsed.source_id or (record.key.decode("utf-8", "replace") if record.key else None)
                 original = self.sealer.seal(record.value)
-                rejected.append(Rejection(reasons=parsed.reasons, original=original, source=source, key=key))
+                rejected.append(
+                    Rejection(
+                        reasons=parsed.reasons, original=original, source=source, key=key, kind=parsed.kind
+                    )
+                )
             else:
                 accepted.append(normalise(parsed, self._matcher, now=now))
         await self.accept(accepted)
         await self.reject(rejected)
 
     async def handle_case_events(self, records: Sequence[Record]) -> None:
-        """The handler of cases.v1: keep each report's Open311 status in step with its case. An event that
-        cannot be read is dead-lettered at once (it is the router's output, so that is a bug to look at).
+        """The handler of cases.v1: keep each report's Open311 status in step with its case.
+
+        An event that cannot be read raises `MalformedMessage` before anything is applied: the batch
+        consumer then handles the records one by one and dead-letters that one, once, however often the
+        batch is retried (it is the router's output, so that is a bug to look at).
         """
-        events: list[CaseEvent] = []
-        for record in records:
-            try:
-                events.append(CASE_EVENT.validate_json(record.value))
-            except ValidationError as error:
-                await self._runtime.dead_letters.publish(
-                    record, error=MalformedMessage(describe_errors(error)), attempts=1
-                )
-        if events:
-            async with self._runtime.pool.acquire() as connection, connection.transaction():
-                await apply_case_events(connection, events, self._council)
+        events = [parse_case_event(record) for record in records]
+        async with self._runtime.pool.acquire() as connection, connection.transaction():
+            await apply_case_events(connection, events, self._council)
 
     # --- what the Open311 endpoints read and write (they never open connections themselves) -------------
 

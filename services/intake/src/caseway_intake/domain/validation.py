@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
@@ -19,6 +19,11 @@ MAX_EVENT_BYTES = 64 * 1024
 MAX_ID_LENGTH = 128
 _SUSPECT_ESCAPE = re.compile(rb"\\u(0000|[dD][89abcdefABCDEF])")
 
+# Why a message was rejected, in few enough words to count by (caseway_records_rejected_total's `reason`):
+# its body is not a JSON object that can be read, its fields do not make a report, or its contact details
+# were sealed with a key this intake does not hold.
+RejectionKind = Literal["unreadable", "invalid", "unsealable"]
+
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
@@ -27,6 +32,7 @@ class Invalid:
     reasons: tuple[str, ...]
     source_system: str | None = None
     source_id: str | None = None
+    kind: RejectionKind = "invalid"
 
 
 def describe_errors(error: ValidationError) -> tuple[str, ...]:
@@ -74,13 +80,13 @@ def document_text_problems(document: object, where: str = "") -> list[str]:
 def parse_contact_centre_event(value: bytes) -> ContactCentreReport | Invalid:
     """The report in `value`, or why it is not one."""
     if len(value) > MAX_EVENT_BYTES:
-        return Invalid((f"body: larger than {MAX_EVENT_BYTES} bytes",))
+        return Invalid((f"body: larger than {MAX_EVENT_BYTES} bytes",), kind="unreadable")
     try:
         document = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        return Invalid((f"body: not valid UTF-8 JSON ({type(error).__name__})",))
+        return Invalid((f"body: not valid UTF-8 JSON ({type(error).__name__})",), kind="unreadable")
     if not isinstance(document, dict):
-        return Invalid(("body: must be a JSON object",))
+        return Invalid(("body: must be a JSON object",), kind="unreadable")
     source_system = document.get("source_system")
     source_id = document.get("source_id")
     ids = {
@@ -89,16 +95,17 @@ def parse_contact_centre_event(value: bytes) -> ContactCentreReport | Invalid:
     }
     # NUL and lone surrogates can only arrive escaped (\u0000, \ud800): most events need no walk at all.
     if _SUSPECT_ESCAPE.search(value) and (problems := document_text_problems(document)):
-        return Invalid(tuple(problems), **_printable(ids))
+        return _invalid_fields(tuple(problems), ids)
     try:
         return ContactCentreReport.model_validate(document)
     except ValidationError as error:
-        return Invalid(describe_errors(error), **_printable(ids))
+        return _invalid_fields(describe_errors(error), ids)
 
 
-def _printable(ids: dict[str, str | None]) -> dict[str, str | None]:
+def _invalid_fields(reasons: tuple[str, ...], ids: dict[str, str | None]) -> Invalid:
     # The ids travel in headers and keys of the rejection: only short, well-formed text is kept.
-    return {
+    printable = {
         name: value if value and len(value) <= MAX_ID_LENGTH and not text_problems(name, (value,)) else None
         for name, value in ids.items()
     }
+    return Invalid(reasons, source_system=printable["source_system"], source_id=printable["source_id"])

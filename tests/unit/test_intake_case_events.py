@@ -92,7 +92,7 @@ def status_changed(case_id: uuid.UUID, note: str) -> bytes:
         occurred_at=datetime(2026, 11, 23, 9, tzinfo=UTC),
         case_id=case_id,
         reference="LV-2026-000042",
-        status="in-progress",
+        status="acknowledged",
         note=note,
     )
     return event.model_dump_json().encode()

@@ -150,7 +150,7 @@ async def test_a_malformed_case_event_is_dead_lettered_once_when_its_batch_is_re
             occurred_at=datetime.now(UTC),
             case_id=case_id,
             reference="LV-2026-000042",
-            status="in-progress",
+            status="acknowledged",
             note=note,
         )
         return event.model_dump_json().encode()

@@ -168,7 +168,7 @@ async def test_a_posted_request_is_published_and_shows_its_case_status(intake, t
             occurred_at=now,
             case_id=case_id,
             reference="LV-2026-000042",
-            status="in-progress",
+            status="acknowledged",
             note="Crew sent",
         ),
     ]

@@ -64,13 +64,15 @@ def case_opened(
     reference: str | None = None,
     neighbourhood: str | None = HOOD,
     ward_code: str | None = "E05015288",
+    report_id: uuid.UUID | None = None,
 ) -> CaseOpened:
-    """A case the router opened, lead department first."""
+    """A case the router opened, lead department first; `report_id` is its first report's (a new id if
+    not given)."""
     return CaseOpened(
         occurred_at=at or datetime.now(UTC),
         case_id=uuid.uuid4(),
         reference=reference or f"LV-2026-{uuid.uuid4().int % 1_000_000:06d}",
-        report_id=uuid.uuid4(),
+        report_id=report_id or uuid.uuid4(),
         category=category,
         priority=priority,
         neighbourhood=neighbourhood,
@@ -83,13 +85,15 @@ def case_opened(
     )
 
 
-def report_linked(case: CaseOpened, reports_count: int, *, at: datetime | None = None) -> ReportLinked:
-    """Another report joined `case`, which now holds `reports_count`."""
+def report_linked(
+    case: CaseOpened, reports_count: int, *, at: datetime | None = None, report_id: uuid.UUID | None = None
+) -> ReportLinked:
+    """Another report (`report_id`, a new id if not given) joined `case`, which now holds `reports_count`."""
     return ReportLinked(
         occurred_at=at or datetime.now(UTC),
         case_id=case.case_id,
         reference=case.reference,
-        report_id=uuid.uuid4(),
+        report_id=report_id or uuid.uuid4(),
         reports_count=reports_count,
         score=0.9,
     )

@@ -33,13 +33,8 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.integration.router.test_router_pipeline import (
-    METRE,
-    producer,
-    publish,
-    report,
-    wait_routed,
-)
+from factories import METRE, report_received
+from tests.integration.router.test_router_pipeline import producer, publish, wait_routed
 from tests.integration.router.test_staff_actions import published
 
 if TYPE_CHECKING:
@@ -227,7 +222,7 @@ async def accessibility_problems(page: Page) -> list[str]:
 
 
 async def test_without_the_proxys_header_the_pages_ask_for_sign_in(infra, db, browser, router_url):
-    [reference] = await open_cases(infra, db, report(**near("Kensington & Fairfield", 350, -250)))
+    [reference] = await open_cases(infra, db, report_received(**near("Kensington & Fairfield", 350, -250)))
     async with signed_in(browser, None) as page:
         answer = await page.goto(f"{router_url}/cases/{reference}")
         assert answer is not None
@@ -247,7 +242,7 @@ async def test_a_team_acknowledges_reassigns_notes_and_closes_a_case(infra, db, 
     [reference] = await open_cases(
         infra,
         db,
-        report(
+        report_received(
             **near("Kensington & Fairfield", -350, 0),
             description="Sofa and bags dumped by the back entry. Ring me on 07700 900123",
         ),
@@ -343,13 +338,13 @@ def two_doors(tag: str, place: dict[str, float]):
     as a case of its own flagged as a possible duplicate of the first (two doors of one street: a person
     should look), which is what duplicate review is for."""
     lat, lon = place["lat"], place["lon"]
-    first = report(
+    first = report_received(
         lat=lat,
         lon=lon,
         address=f"12 {tag} Street",
         description="Mattress and black bags dumped in the entry",
     )
-    second = report(
+    second = report_received(
         lat=lat + 3 * METRE,
         lon=lon,
         address=f"18 {tag} Street",
@@ -450,7 +445,7 @@ BOARD_REPORTS = (
 
 async def test_the_neighbourhood_board_lists_cases_overdue_first_with_its_map(infra, db, browser, router_url):
     events = [
-        report(category=category, **near(ward, north, east), description=text)
+        report_received(category=category, **near(ward, north, east), description=text)
         for category, ward, (north, east), text in BOARD_REPORTS
     ]
     references = await open_cases(infra, db, *events)

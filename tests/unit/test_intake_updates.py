@@ -20,27 +20,15 @@ from caseway_shared.events import (
     CaseNoteAdded,
     CaseOpened,
     CaseStatusChanged,
-    ReportLinked,
 )
+from factories import case_opened, report_linked
 
 AT = datetime(2026, 11, 23, 9, tzinfo=UTC)
 CASE = {"case_id": uuid.uuid4(), "reference": "LV-2026-000042", "occurred_at": AT}
 
 
 def _opened() -> CaseOpened:
-    return CaseOpened(
-        **CASE,
-        report_id=uuid.uuid4(),
-        category="pothole",
-        priority="normal",
-        neighbourhood=None,
-        ward_code=None,
-        lead_department="highways",
-        departments=("highways",),
-        due_at=None,
-        point=None,
-        summary="Pothole",
-    )
+    return case_opened(departments=("highways",), reference=CASE["reference"], at=AT)
 
 
 def test_an_opened_case_tells_its_first_report_the_reference():
@@ -53,10 +41,10 @@ def test_an_opened_case_tells_its_first_report_the_reference():
 
 
 def test_a_linked_report_is_a_duplicate_pointing_at_the_case_that_carries_on():
-    report_id = uuid.uuid4()
-    update = case_update(ReportLinked(**CASE, report_id=report_id, reports_count=3, score=0.8))
+    linked = report_linked(_opened(), 3, at=AT)
+    update = case_update(linked)
     assert update is not None
-    assert (update.status, update.report_id) == ("DUPLICATE", report_id)
+    assert (update.status, update.report_id) == ("DUPLICATE", linked.report_id)
     assert "LV-2026-000042" in update.description
     assert "3 reports" in update.description
 

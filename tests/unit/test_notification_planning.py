@@ -1,35 +1,27 @@
 """The notifier's pure planning: who is told, once, and when."""
 
 from datetime import UTC, datetime
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from caseway_notifier.domain.directory import WorkingHours, load_directory
 from caseway_notifier.domain.hours import next_working_time
 from caseway_notifier.domain.planning import plan_notifications
 from caseway_shared.council import LIVERPOOL_DIR
-from caseway_shared.events import CaseAssigned, CaseOpened, ReportLinked
+from caseway_shared.events import CaseAssigned, Priority
+from factories import case_opened, report_linked
 
 DIRECTORY = load_directory(LIVERPOOL_DIR)
 HOOD = "N01 City Centre & Waterfront South"
 MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
-def _opened(departments=("streetscene", "env-crime"), priority="normal"):
-    return CaseOpened(
-        occurred_at=MONDAY_NOON,
-        case_id=uuid4(),
-        reference="LV-2026-000001",
-        report_id=uuid4(),
-        category="x",
-        priority=priority,
-        neighbourhood=HOOD,
-        ward_code="E05015288",
-        lead_department=departments[0],
+def _opened(departments=("streetscene", "env-crime"), priority=Priority.NORMAL):
+    return case_opened(
         departments=departments,
-        due_at=None,
-        point=None,
-        summary="Fly-tipping - City Centre North",
+        priority=priority,
+        at=MONDAY_NOON,
+        reference="LV-2026-000001",
+        neighbourhood=HOOD,
     )
 
 
@@ -57,14 +49,7 @@ def test_planning_twice_gives_the_same_keys_and_assignments_reuse_them():
 
 
 def test_a_linked_report_sends_no_new_alert():
-    linked = ReportLinked(
-        occurred_at=MONDAY_NOON,
-        case_id=uuid4(),
-        reference="LV-1",
-        report_id=uuid4(),
-        reports_count=2,
-        score=0.97,
-    )
+    linked = report_linked(_opened(), 2, at=MONDAY_NOON)
     assert plan_notifications(linked, DIRECTORY, now=MONDAY_NOON).notifications == ()
 
 
@@ -72,7 +57,7 @@ def test_non_urgent_alerts_wait_for_working_hours_and_urgent_ones_do_not():
     saturday_night = datetime(2026, 11, 28, 23, tzinfo=UTC)
     normal = plan_notifications(_opened(("streetscene",)), DIRECTORY, now=saturday_night).notifications
     urgent = plan_notifications(
-        _opened(("streetscene",), priority="urgent"), DIRECTORY, now=saturday_night
+        _opened(("streetscene",), priority=Priority.URGENT), DIRECTORY, now=saturday_night
     ).notifications
     assert normal[0].not_before == datetime(2026, 11, 30, 8, tzinfo=ZoneInfo("Europe/London"))
     assert urgent[0].not_before == saturday_night

@@ -2,12 +2,12 @@
 notification's key is made of, and what a replayed event of a closed case calls for."""
 
 from datetime import UTC, datetime
-from uuid import uuid4
 
 from caseway_notifier.domain.cases import apply_event
 from caseway_notifier.domain.directory import Directory
 from caseway_notifier.domain.planning import plan_notifications
 from caseway_shared.events import CaseClosed, CaseOpened
+from factories import case_opened
 
 HOOD = "N01 City Centre & Waterfront South"
 MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -49,21 +49,7 @@ AFTER = _directory("waste-team@example.org", "https://chat.example.org/hooks/sec
 
 
 def _opened() -> CaseOpened:
-    return CaseOpened(
-        occurred_at=MONDAY_NOON,
-        case_id=uuid4(),
-        reference="LV-2026-000042",
-        report_id=uuid4(),
-        category="missed-bin",
-        priority="normal",
-        neighbourhood=HOOD,
-        ward_code="E05015288",
-        lead_department="waste",
-        departments=("waste", "parks"),
-        due_at=None,
-        point=None,
-        summary="Missed bin",
-    )
+    return case_opened(departments=("waste", "parks"), at=MONDAY_NOON, neighbourhood=HOOD)
 
 
 def test_a_notification_is_keyed_by_case_team_channel_and_kind_not_by_address():

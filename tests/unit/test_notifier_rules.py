@@ -17,7 +17,8 @@ from caseway_notifier.domain.planning import plan_escalation, plan_notifications
 from caseway_notifier.domain.wording import compose_digest
 from caseway_shared.backoff import backoff_delay
 from caseway_shared.council import LIVERPOOL_DIR
-from caseway_shared.events import CaseOpened, CaseStatus, CaseStatusChanged, NotificationKind, ReportLinked
+from caseway_shared.events import CaseStatus, CaseStatusChanged, NotificationKind, Priority
+from factories import case_opened, report_linked
 
 LIVERPOOL = load_directory(LIVERPOOL_DIR)
 HOOD = "N01 City Centre & Waterfront South"
@@ -53,33 +54,24 @@ def _directory(**team_options):
     )
 
 
-def _opened(*, departments=("waste",), priority="normal", at=MONDAY_NOON, due=None, summary="Missed bin"):
-    return CaseOpened(
-        occurred_at=at,
-        case_id=uuid4(),
-        reference="LV-2026-000042",
-        report_id=uuid4(),
-        category="missed-bin",
-        priority=priority,
-        neighbourhood=HOOD,
-        ward_code="E05015288",
-        lead_department=departments[0],
+def _opened(
+    *, departments=("waste",), priority=Priority.NORMAL, at=MONDAY_NOON, due=None, summary="Missed bin"
+):
+    """A missed bin in HOOD, case LV-2026-000042."""
+    return case_opened(
         departments=departments,
+        priority=priority,
+        at=at,
         due_at=due,
-        point=None,
         summary=summary,
-    )
-
-
-def _linked(case_id, count, at=MONDAY_NOON):
-    return ReportLinked(
-        occurred_at=at,
-        case_id=case_id,
+        category="missed-bin",
         reference="LV-2026-000042",
-        report_id=uuid4(),
-        reports_count=count,
-        score=0.9,
+        neighbourhood=HOOD,
     )
+
+
+def _linked(case, count):
+    return report_linked(case, count, at=MONDAY_NOON)
 
 
 def test_quiet_hours_hold_back_a_non_urgent_alert_even_within_working_hours():
@@ -89,7 +81,7 @@ def test_quiet_hours_hold_back_a_non_urgent_alert_even_within_working_hours():
     )
     monday_2130 = datetime(2026, 11, 23, 21, 30, tzinfo=UTC)  # GMT in November: local = UTC
     normal = plan_notifications(_opened(at=monday_2130), directory, now=monday_2130).notifications
-    urgent = plan_notifications(_opened(priority="urgent"), directory, now=monday_2130).notifications
+    urgent = plan_notifications(_opened(priority=Priority.URGENT), directory, now=monday_2130).notifications
     assert {n.not_before for n in normal} == {datetime(2026, 11, 24, 7, 30, tzinfo=UTC)}
     assert {n.not_before for n in urgent} == {monday_2130}
 
@@ -128,7 +120,7 @@ def test_a_digest_team_gets_new_cases_folded_into_one_digest_per_period():
 
 def test_urgent_cases_bypass_the_digest():
     directory = _directory(delivery="digest")
-    plan = plan_notifications(_opened(priority="urgent"), directory, now=MONDAY_NOON)
+    plan = plan_notifications(_opened(priority=Priority.URGENT), directory, now=MONDAY_NOON)
     assert len(plan.notifications) == 2
     assert plan.entries == ()
 
@@ -137,10 +129,7 @@ def test_linked_reports_are_counted_into_a_per_case_digest_per_period_and_send_n
     directory = _directory()
     opened = _opened()
     case = apply_event(None, opened, directory)
-    plans = [
-        plan_notifications(_linked(opened.case_id, n), directory, now=MONDAY_NOON, case=case)
-        for n in (2, 3, 4)
-    ]
+    plans = [plan_notifications(_linked(opened, n), directory, now=MONDAY_NOON, case=case) for n in (2, 3, 4)]
     assert all(plan.notifications == () for plan in plans)
     digest_keys = {d.key for plan in plans for d in plan.digests}
     assert len(digest_keys) == 2  # one per channel of the team
@@ -154,7 +143,7 @@ def test_linked_reports_are_counted_into_a_per_case_digest_per_period_and_send_n
     assert body.startswith("3 more residents reported this.")
     assert "3 more" in subject
     next_hour = plan_notifications(
-        _linked(opened.case_id, 5), directory, now=MONDAY_NOON + timedelta(hours=1), case=case
+        _linked(opened, 5), directory, now=MONDAY_NOON + timedelta(hours=1), case=case
     )
     assert not {d.key for d in next_hour.digests} & digest_keys
 
@@ -169,10 +158,8 @@ def test_a_linked_report_of_an_unknown_or_closed_case_is_not_counted():
     )
     assert closed is not None
     assert closed.status == CaseStatus.CLOSED
-    assert (
-        plan_notifications(_linked(opened.case_id, 2), directory, now=MONDAY_NOON, case=closed).entries == ()
-    )
-    assert plan_notifications(_linked(opened.case_id, 2), directory, now=MONDAY_NOON).entries == ()
+    assert plan_notifications(_linked(opened, 2), directory, now=MONDAY_NOON, case=closed).entries == ()
+    assert plan_notifications(_linked(opened, 2), directory, now=MONDAY_NOON).entries == ()
 
 
 def test_escalation_time_is_the_configured_share_of_the_time_to_due_and_acknowledging_records_it():

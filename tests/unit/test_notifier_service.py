@@ -4,7 +4,6 @@ paused rather than failed, nothing for closed cases, no escalation once acknowle
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
 
 from caseway_notifier.adapters.channels import InMemoryChannel, Message, TransientDeliveryError
 from caseway_notifier.adapters.memory import InMemoryNotifierStore
@@ -22,11 +21,10 @@ from caseway_shared.events import (
     CaseStatus,
     CaseUnassigned,
     NotificationKind,
-    ReportLinked,
 )
 from caseway_shared.unit_of_work import InMemoryUnitOfWork
+from factories import HOOD, case_opened, report_linked
 
-HOOD = "N01"
 START = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
@@ -113,21 +111,7 @@ class Harness:
 
 
 def _opened(*departments: str) -> CaseOpened:
-    return CaseOpened(
-        occurred_at=START,
-        case_id=uuid4(),
-        reference=f"LV-{uuid4().hex[:6]}",
-        report_id=uuid4(),
-        category="x",
-        priority="normal",
-        neighbourhood=HOOD,
-        ward_code=None,
-        lead_department=departments[0],
-        departments=departments,
-        due_at=START + timedelta(hours=10),
-        point=None,
-        summary="s",
-    )
+    return case_opened(departments=departments, at=START, due_at=START + timedelta(hours=10))
 
 
 async def test_case_events_are_recorded_once_and_a_redelivery_says_it_was_suppressed():
@@ -164,17 +148,7 @@ async def test_a_replay_after_an_address_changed_or_of_a_closed_case_sends_nothi
 async def test_rows_are_written_in_key_order_whatever_the_order_of_the_events():
     h = Harness()
     events = [_opened("waste", "parks") for _ in range(6)]
-    linked = [
-        ReportLinked(
-            occurred_at=START,
-            case_id=e.case_id,
-            reference=e.reference,
-            report_id=uuid4(),
-            reports_count=2,
-            score=1,
-        )
-        for e in events
-    ]
+    linked = [report_linked(e, 2, at=START) for e in events]
     await h.case_events().handle([(e, "c") for e in events])
     await h.case_events().handle([(e, "c") for e in reversed(linked)])
     assert h.store.writes
@@ -284,14 +258,7 @@ async def test_an_unassigned_department_hears_nothing_more_of_the_case():
             actor="someone",
         ),
     ]
-    linked = ReportLinked(
-        occurred_at=START,
-        case_id=event.case_id,
-        reference=event.reference,
-        report_id=uuid4(),
-        reports_count=2,
-        score=0.9,
-    )
+    linked = report_linked(event, 2, at=START)
     await h.case_events().handle([(event, "c"), *((e, "c") for e in handed_over)])
     assert h.store.cases[event.case_id].departments == ("waste",)
     await h.case_events().handle([(linked, "c")])

@@ -1,7 +1,6 @@
 """The router's pure domain: places, routes, due times."""
 
 from datetime import UTC, datetime
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,28 +10,21 @@ from caseway_router.domain.due import due_at
 from caseway_router.domain.places import PlaceFinder, Placement, postcode_district
 from caseway_router.domain.routing import decide_route
 from caseway_shared.council import LIVERPOOL_DIR, Target, load_council
-from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
+from caseway_shared.events import Place
+from factories import report_received
 
 COUNCIL = load_council()
 PLACES = PlaceFinder(COUNCIL)
 LONDON = ZoneInfo("Europe/London")
 
 
-def _report(
-    category="litter", *, land_type=None, description="Litter everywhere", point=(53.4084, -2.9916), **place
-):
-    return ReportReceived(
-        occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
-        report_id=uuid4(),
-        source_system="test",
-        source_id=str(uuid4()),
-        channel=Channel.APP,
-        received_at=datetime(2026, 11, 23, 10, tzinfo=UTC),
+def _report(category="litter", *, description="Litter everywhere", **options):
+    """A report received on Monday 23 November 2026 at 10:00 UTC (its due time counts from then)."""
+    return report_received(
         category=category,
-        place=Place(
-            point=GeoPoint(lat=point[0], lon=point[1]) if point else None, land_type=land_type, **place
-        ),
         description=description,
+        received_at=datetime(2026, 11, 23, 10, tzinfo=UTC),
+        **options,
     )
 
 
@@ -96,7 +88,9 @@ def test_a_dangerous_pothole_is_urgent_and_due_within_24_hours():
 
 def test_unplaced_reports_are_flagged_for_triage():
     route = decide_route(
-        _report(point=None, address="somewhere"), Placement(None, None, None, triage_reason="why"), COUNCIL
+        _report(lat=None, lon=None, address="somewhere"),
+        Placement(None, None, None, triage_reason="why"),
+        COUNCIL,
     )
     assert ("needs-triage", "why") in route.flags
 

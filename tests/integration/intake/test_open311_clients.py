@@ -25,7 +25,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from caseway_shared.events import CaseClosed, CaseOpened, CaseStatusChanged, ReportLinked
+from caseway_shared.events import CaseClosed, CaseStatusChanged
+from factories import case_opened, report_linked
 
 from .clients import (
     FMS_STATES,
@@ -202,26 +203,13 @@ async def test_fixmystreet_fetches_updates_and_posts_comments(intake, topics, db
         assert response.status_code == 200, fms_errors(response.content)
         posted.append(fms_parse(response.content)["request"][0]["service_request_id"])
     first, second = posted
-    case_id = uuid.uuid4()
-    reference = f"LV-2026-{uuid.uuid4().int % 1_000_000:06d}"
     now = datetime.now(UTC)
+    opened = case_opened(at=now, report_id=uuid.UUID(first))
+    case_id, reference = opened.case_id, opened.reference
     base: dict[str, Any] = {"case_id": case_id, "reference": reference}
     events = [
-        CaseOpened(
-            occurred_at=now,
-            **base,
-            report_id=uuid.UUID(first),
-            category="fly-tipping",
-            priority="normal",
-            neighbourhood=None,
-            ward_code=None,
-            lead_department="streetscene",
-            departments=("streetscene",),
-            due_at=None,
-            point=None,
-            summary="Fly-tipping",
-        ),
-        ReportLinked(occurred_at=now, **base, report_id=uuid.UUID(second), reports_count=2, score=0.9),
+        opened,
+        report_linked(opened, 2, at=now, report_id=uuid.UUID(second)),
         CaseStatusChanged(
             occurred_at=now + timedelta(seconds=1), **base, status="acknowledged", note="Crew sent"
         ),

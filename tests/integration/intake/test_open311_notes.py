@@ -15,7 +15,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from caseway_shared.events import CaseNoteAdded, CaseOpened, CaseStatusChanged, ReportLinked
+from caseway_shared.events import CaseNoteAdded, CaseStatusChanged
+from factories import case_opened, report_linked
 
 from .conftest import API_KEY
 
@@ -58,25 +59,15 @@ async def test_a_public_note_is_an_update_with_the_status_unchanged_and_the_requ
     intake, topics
 ):
     first, second = await _post(intake), await _post(intake)
-    case_id, reference = uuid.uuid4(), f"LV-2026-9{uuid.uuid4().int % 10**5:05d}"
     start = datetime.now(UTC).replace(microsecond=0)
-    common = {"case_id": case_id, "reference": reference}
+    opened = case_opened(
+        at=start, reference=f"LV-2026-9{uuid.uuid4().int % 10**5:05d}", report_id=uuid.UUID(first)
+    )
+    case_id = opened.case_id
+    common = {"case_id": case_id, "reference": opened.reference}
     events = [
-        CaseOpened(
-            **common,
-            occurred_at=start,
-            report_id=uuid.UUID(first),
-            category="fly-tipping",
-            priority="normal",
-            neighbourhood=None,
-            ward_code=None,
-            lead_department="streetscene",
-            departments=("streetscene",),
-            due_at=None,
-            point=None,
-            summary="Fly-tipping",
-        ),
-        ReportLinked(**common, occurred_at=start, report_id=uuid.UUID(second), reports_count=2, score=0.9),
+        opened,
+        report_linked(opened, 2, at=start, report_id=uuid.UUID(second)),
         CaseStatusChanged(
             **common, occurred_at=start + timedelta(seconds=1), status="acknowledged", actor="streetscene-n01"
         ),

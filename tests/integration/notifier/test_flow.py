@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from caseway_shared.events import CaseOpened, CaseStatusChanged, ReportLinked
+from caseway_shared.events import CaseStatusChanged
+from factories import case_opened, report_linked
 
 from .conftest import HOOD
 
@@ -24,22 +25,9 @@ def _reference() -> str:
     return f"IT-{uuid.uuid4().hex[:6]}-{next(_counter):06d}"
 
 
-def _opened(departments, *, due_at=None, priority="normal", summary="Fly-tipping"):
-    return CaseOpened(
-        occurred_at=datetime.now(UTC),
-        case_id=uuid.uuid4(),
-        reference=_reference(),
-        report_id=uuid.uuid4(),
-        category="fly-tipping",
-        priority=priority,
-        neighbourhood=HOOD,
-        ward_code="E05015288",
-        lead_department=departments[0],
-        departments=departments,
-        due_at=due_at,
-        point=None,
-        summary=summary,
-    )
+def _opened(departments, **options):
+    """A case in the test directory's neighbourhood, with a reference no other test's messages contain."""
+    return case_opened(departments=departments, reference=_reference(), neighbourhood=HOOD, **options)
 
 
 async def _publish(running, *events):
@@ -226,17 +214,7 @@ async def test_linked_reports_are_folded_into_one_digest_of_the_period(notifier,
     event = _opened(("waste",))
     await _publish(notifier, event)
     await _until(lambda: _sent_count(db, event.case_id, 2))
-    linked = [
-        ReportLinked(
-            occurred_at=datetime.now(UTC),
-            case_id=event.case_id,
-            reference=event.reference,
-            report_id=uuid.uuid4(),
-            reports_count=n,
-            score=0.9,
-        )
-        for n in (2, 3, 4)
-    ]
+    linked = [report_linked(event, n) for n in (2, 3, 4)]
     await _publish(notifier, *linked, linked[0])  # the last one is a redelivery: counted once
 
     async def digests():

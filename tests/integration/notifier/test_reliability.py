@@ -5,12 +5,12 @@ operator; a closed case is sent nothing more."""
 
 import asyncio
 import json
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from caseway_shared.events import CaseClosed, CaseStatusChanged, ReportLinked
+from caseway_shared.events import CaseClosed, CaseStatusChanged
+from factories import report_linked
 
 from .test_flow import _opened, _publish, _rows, _until
 
@@ -89,14 +89,7 @@ async def test_a_closed_case_is_sent_nothing_that_was_held_back(notifier, db):
     await _until(lambda: _status_count(db, linked_case.case_id, "sent", 2))
     await _publish(
         notifier,
-        ReportLinked(
-            occurred_at=datetime.now(UTC),
-            case_id=linked_case.case_id,
-            reference=linked_case.reference,
-            report_id=uuid.uuid4(),
-            reports_count=2,
-            score=0.9,
-        ),
+        report_linked(linked_case, 2),
         CaseClosed(occurred_at=datetime.now(UTC), case_id=held.case_id, reference=held.reference),
         CaseStatusChanged(
             occurred_at=datetime.now(UTC),

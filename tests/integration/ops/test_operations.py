@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,23 +15,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from caseway_router.entrypoints.app import create_app
 from caseway_router.settings import RouterSettings
-from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
+from factories import report_received
 
 pytestmark = pytest.mark.infra
-
-
-def _report() -> ReportReceived:
-    return ReportReceived(
-        occurred_at=datetime.now(UTC),
-        report_id=uuid.uuid4(),
-        source_system="ops-test",
-        source_id=uuid.uuid4().hex,
-        channel=Channel.APP,
-        received_at=datetime.now(UTC),
-        category="graffiti",
-        place=Place(point=GeoPoint(lat=53.4084, lon=-2.9916)),
-        description="Tags on the wall",
-    )
 
 
 async def _wait_for(predicate, *, timeout=30.0, interval=0.2):
@@ -84,7 +69,13 @@ async def test_a_service_reports_health_readiness_metrics_and_heartbeats_and_dea
         await _wait_for(ready)
 
         poison_key = uuid.uuid4().hex.encode()
-        good = _report()
+        good = report_received(
+            category="graffiti",
+            lat=53.4084,
+            lon=-2.9916,
+            description="Tags on the wall",
+            source_system="ops-test",
+        )
         producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all")
         await producer.start()
         topic = f"{infra.topic_prefix}reports.received.v1"

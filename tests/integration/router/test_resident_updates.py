@@ -15,14 +15,8 @@ import pytest
 
 from caseway_shared import headers as h
 from caseway_shared.events import ResidentUpdateReceived
-from tests.integration.router.test_router_pipeline import (
-    BOLD_STREET,
-    METRE,
-    producer,
-    publish,
-    report,
-    wait_routed,
-)
+from factories import BOLD_STREET, METRE, report_received
+from tests.integration.router.test_router_pipeline import producer, publish, wait_routed
 from tests.integration.router.test_staff_actions import client, open_case, published, router
 
 pytestmark = pytest.mark.infra
@@ -190,7 +184,7 @@ async def test_a_reopening_of_an_open_case_only_adds_the_note(infra, db, app):
 
 
 async def test_an_update_that_arrives_before_its_report_is_applied_once_the_report_is_routed(infra, db, app):
-    event = report(**somewhere_new())
+    event = report_received(**somewhere_new())
     early = update(event.report_id, "note", "Also blocking the pavement")
     await send(infra, early)
     await asyncio.sleep(0.5)  # the router has tried it and found no case: it will try again

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,8 +19,10 @@ from caseway_router.adapters import store
 from caseway_router.entrypoints.app import create_app
 from caseway_router.settings import RouterSettings
 from caseway_shared.council import load_council
-from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
-from caseway_shared.kafka import Record
+from factories import as_record, report_received
+
+if TYPE_CHECKING:
+    from caseway_shared.kafka import Record
 
 
 def _records(count: int) -> list[Record]:
@@ -29,31 +32,16 @@ def _records(count: int) -> list[Record]:
     records = []
     for offset in range(count):
         lat, lon = rng.choice(wards).random_point(rng)
-        report = ReportReceived(
-            occurred_at=now,
-            report_id=uuid.uuid4(),
-            source_system="locks-test",
-            source_id=str(offset),
-            channel=Channel.APP,
-            received_at=now,
+        report = report_received(
             category=rng.choice(["fly-tipping", "pothole", "graffiti", "litter"]),
-            place=Place(point=GeoPoint(lat=lat, lon=lon)),
+            lat=lat,
+            lon=lon,
             description="scattered report",
+            received_at=now,
+            source_system="locks-test",
         )
-        records.append(_record(report, offset))
+        records.append(as_record(report, offset=offset))
     return records
-
-
-def _record(report: ReportReceived, offset: int) -> Record:
-    return Record(
-        topic="reports",
-        partition=0,
-        offset=offset,
-        key=str(report.report_id).encode(),
-        value=report.model_dump_json().encode(),
-        headers={},
-        timestamp_ms=0,
-    )
 
 
 async def test_a_large_scattered_batch_is_routed_in_transactions_of_bounded_locks(infra, db, monkeypatch):
@@ -99,18 +87,15 @@ async def test_reports_joining_a_case_opened_in_the_same_batch_are_counted(infra
     source = f"count-{uuid.uuid4().hex[:8]}"
     records = []
     for offset, lat in enumerate((53.40452, 53.40455, 53.40451)):
-        report = ReportReceived(
-            occurred_at=now,
-            report_id=uuid.uuid4(),
-            source_system=source,
-            source_id=str(offset),
-            channel=Channel.APP,
-            received_at=now,
+        report = report_received(
             category="graffiti",
-            place=Place(point=GeoPoint(lat=lat, lon=-2.98321)),
+            lat=lat,
+            lon=-2.98321,
             description="graffiti on the wall",
+            received_at=now,
+            source_system=source,
         )
-        records.append(_record(report, offset))
+        records.append(as_record(report, offset=offset))
     app = create_app(settings)
     async with app.state.runtime.lifespan():
         await app.state.router.handle_reports_batch(records)

@@ -8,7 +8,6 @@ import contextlib
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,16 +17,14 @@ from caseway_router.domain.access import StaffMember
 from caseway_router.entrypoints.app import create_app
 from caseway_router.settings import RouterSettings
 from caseway_shared import headers as h
-from caseway_shared.events import Channel, GeoPoint, Place, ReportReceived
+from factories import BOLD_STREET, METRE, report_received
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from caseway_router.staff import StaffDesk
+    from caseway_shared.events import ReportReceived
     from caseway_shared.runtime import ServiceRuntime
-
-BOLD_STREET = (53.4021, -2.9800)
-METRE = 1 / 111_195
 
 
 def settings(infra, name: str) -> RouterSettings:
@@ -64,31 +61,6 @@ def assigned_partitions(runtime: ServiceRuntime) -> set[int]:
         for tp in subscriber.consumer.assignment()
         if tp.topic.endswith("reports.received.v1")
     }
-
-
-def report(
-    *,
-    category: str = "fly-tipping",
-    lat: float | None = BOLD_STREET[0],
-    lon: float | None = BOLD_STREET[1],
-    description: str = "Mattress and black bags dumped by the back entry",
-    received_at: datetime | None = None,
-    **place: str,
-) -> ReportReceived:
-    now = datetime.now(UTC)
-    return ReportReceived(
-        occurred_at=now,
-        report_id=uuid.uuid4(),
-        source_system="test",
-        source_id=uuid.uuid4().hex,
-        channel=Channel.APP,
-        received_at=received_at or now,
-        category=category,
-        place=Place(
-            point=GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None, **place
-        ),
-        description=description,
-    )
 
 
 @contextlib.asynccontextmanager
@@ -170,9 +142,11 @@ async def _published(infra, case_id, *, want: int, timeout: float = 30.0) -> lis
 async def test_reports_of_one_problem_become_one_case_with_every_department_once(infra, db):
     """A fly-tip opens one case with three departments; a neighbour's report 10 m away joins it (counted,
     not assigned again); the same event delivered twice changes nothing; a far one opens its own case."""
-    first = report()
-    second = report(lat=BOLD_STREET[0] + 10 * METRE, description="Someone dumped a mattress and bags")
-    far = report(lat=BOLD_STREET[0] + 500 * METRE)
+    first = report_received()
+    second = report_received(
+        lat=BOLD_STREET[0] + 10 * METRE, description="Someone dumped a mattress and bags"
+    )
+    far = report_received(lat=BOLD_STREET[0] + 500 * METRE)
     async with running_routers(infra), producer(infra) as client:
         await (await publish(infra, client, first))
         await wait_routed(db, [first.report_id])
@@ -208,7 +182,7 @@ async def test_reports_of_one_problem_become_one_case_with_every_department_once
 
 
 async def test_closing_a_case_records_who_and_publishes_status_and_closed(infra, db):
-    event = report(category="graffiti", description="Tagging on the bus shelter")
+    event = report_received(category="graffiti", description="Tagging on the bus shelter")
     async with running_routers(infra) as routers, producer(infra) as client:
         await (await publish(infra, client, event))
         await wait_routed(db, [event.report_id])
@@ -234,8 +208,8 @@ async def test_closing_a_case_records_who_and_publishes_status_and_closed(infra,
 
 
 async def test_a_report_without_coordinates_is_placed_by_postcode_or_triaged_never_dropped(infra, db):
-    placed = report(category="pothole", lat=None, lon=None, postcode="L26 1AB", description="Hole")
-    spread = report(category="pothole", lat=None, lon=None, postcode="L17 8XY", description="Hole")
+    placed = report_received(category="pothole", lat=None, lon=None, postcode="L26 1AB", description="Hole")
+    spread = report_received(category="pothole", lat=None, lon=None, postcode="L17 8XY", description="Hole")
     async with running_routers(infra), producer(infra) as client:
         for event in (placed, spread):
             await (await publish(infra, client, event))
@@ -267,8 +241,10 @@ async def test_two_replicas_merge_simultaneous_reports_of_one_problem(infra, db)
         for i in range(pairs):
             # Problems 300 m apart on a line 2 km east of the other tests' reports: each pair is its own.
             lat, lon = BOLD_STREET[0] - 0.02 + i * 300 * METRE, BOLD_STREET[1] + 0.03
-            a = report(category="dog-fouling", lat=lat, lon=lon, description="Dog mess all over the path")
-            b = report(
+            a = report_received(
+                category="dog-fouling", lat=lat, lon=lon, description="Dog mess all over the path"
+            )
+            b = report_received(
                 category="dog-fouling", lat=lat + 6 * METRE, lon=lon, description="dog fouling on the path"
             )
             futures = await asyncio.gather(

@@ -31,15 +31,8 @@ from caseway_router.entrypoints.app import create_app
 from caseway_shared.council import LIVERPOOL_DIR
 from caseway_shared.events import CASE_EVENT
 from caseway_shared.unit_of_work import InMemoryUnitOfWork
-from tests.integration.router.test_router_pipeline import (
-    BOLD_STREET,
-    METRE,
-    producer,
-    publish,
-    report,
-    settings,
-    wait_routed,
-)
+from factories import BOLD_STREET, METRE, report_received
+from tests.integration.router.test_router_pipeline import producer, publish, settings, wait_routed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -74,7 +67,7 @@ def client(app, *, address: str = PROXY, staff: str | None = None) -> httpx.Asyn
 
 
 async def open_case(infra, db, _app: object = None, **fields) -> tuple[str, uuid.UUID]:
-    event = report(**fields)
+    event = report_received(**fields)
     async with producer(infra) as kafka:
         await (await publish(infra, kafka, event))
     await wait_routed(db, [event.report_id])

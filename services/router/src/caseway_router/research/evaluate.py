@@ -528,6 +528,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "phones: every address withheld, points moved by N(0, sigma) per axis;"
         f" seeds {seeds}; means over seeds"
     )
+    keyed = sum(1 for request in requests if exact_keys(prepared(request, rules).facts))
+    _out(
+        f"exact keys (UPRN, USRN, asset id): {keyed} requests carry one, so they decide nothing here;"
+        f" time decay: half-life {rules.window_hours * rules.half_life_share:g} h"
+    )
     _out(
         f"{'sigma':>7} | {'detector  P      R      F1':>26} {'worst F1':>8} | "
         f"{'oracle radius  P      R      F1':>31} | {'F1 gap':>6} | {'FixMyStreet 250 m P/R':>21} | reviews"

@@ -62,8 +62,8 @@ def _open311(**attributes):
 
 # The attribute names FixMyStreet's cobrands give a selected asset (mysociety/fixmystreet): central_asset_id
 # (Confirm back ends: data/test-asset-layers.yml, perllib/FixMyStreet/Cobrand/Gloucestershire.pm),
-# feature_id (Bromley's street lights, Oxfordshire: Cobrand/Bromley.pm, Cobrand/Oxfordshire.pm) and
-# asset_id (Bristol's Open311 server: Cobrand/Bristol.pm).
+# feature_id (Oxfordshire: Cobrand/Oxfordshire.pm) and asset_id (Bristol's Open311 server:
+# Cobrand/Bristol.pm).
 @pytest.mark.parametrize("name", ["central_asset_id", "feature_id", "asset_id"])
 def test_fixmystreet_s_asset_attributes_become_the_report_s_asset(name):
     parsed, event = _open311(**{name: "12041"})

@@ -70,10 +70,11 @@ PLACE_ATTRIBUTES = frozenset({"uprn", "usrn"})
 # The attributes FixMyStreet's cobrands fill with the asset a resident picked on the map (an asset layer's
 # `attributes` become the report's extra fields, which perllib/Open311.pm sends as attribute[name]), in the
 # order read: central_asset_id (Confirm back ends, e.g. Shropshire, Hounslow, Lincolnshire; Gloucestershire
-# looks up the nearest asset within 200 m when none was picked), feature_id (Bromley's street lights,
-# Oxfordshire) and asset_id (Bristol's server). Not asset_resource_id: Buckinghamshire and Dumfries fill it
-# with the nearest road when no asset was picked, and two potholes on one road are two problems. The first
-# one that looks like an id is the report's asset; any other is kept as sent. See docs/fixmystreet.md.
+# looks up the nearest asset within 200 m when none was picked), feature_id (Oxfordshire; Bromley keeps its
+# own out of the attributes and writes it into the title) and asset_id (Bristol's server). Not
+# asset_resource_id: Buckinghamshire and Dumfries fill it with the nearest road when no asset was picked,
+# and two potholes on one road are two problems. The first one that looks like an id is the report's
+# asset; any other is kept as sent. See docs/fixmystreet.md.
 ASSET_ATTRIBUTES = ("central_asset_id", "feature_id", "asset_id")
 _ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 

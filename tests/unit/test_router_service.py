@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from caseway_router.adapters.memory import MemoryRoutingStore
-from caseway_router.domain.areas import lock_chunks
+from caseway_router.domain.areas import exact_key_lock_key, lock_chunks
 from caseway_router.domain.places import PlaceFinder
 from caseway_router.service import RouterService
 from caseway_shared.consuming import MalformedMessage
@@ -49,7 +49,7 @@ class Router:
 
 def _report(metres_north: float = 0.0, **changes):
     lat = BOLD_STREET[0] + metres_north * METRE
-    return report_received(received_at=NOW, lat=lat, lon=BOLD_STREET[1], **changes)
+    return report_received(**{"received_at": NOW, "lat": lat, "lon": BOLD_STREET[1], **changes})
 
 
 async def test_two_reports_of_one_problem_in_one_batch_make_one_case_and_its_events_once():
@@ -144,3 +144,45 @@ async def test_a_malformed_record_fails_its_batch_as_malformed_and_nothing_is_co
         await router.service.handle_reports_batch([as_record(_report()), as_record(b'{"event_type": "x"}')])
     assert router.uow.committed == 0
     assert router.store.cases == {}
+
+
+async def test_reports_naming_one_property_make_one_case_wherever_their_points_are():
+    router = Router()
+    family = COUNCIL.categories["fly-tipping"].family
+    await router.route(_report(uprn="38164538"))
+    # 300 m off (a pin dropped at the wrong end of the street): the same property, so the same case.
+    await router.route(_report(300, uprn="38164538"))
+    assert len(router.store.cases) == 1
+    linked = router.store.history[-1]
+    assert (linked.action, linked.detail["key"], linked.detail["reports_count"]) == (
+        "report-linked",
+        "uprn",
+        2,
+    )
+    assert exact_key_lock_key(family, "uprn:38164538") in router.store.locks[-1]
+    # The house across the street, 8 m away: another property, another problem.
+    await router.route(_report(8, uprn="38164540"))
+    assert len(router.store.cases) == 2
+
+
+async def test_reports_of_one_street_light_make_one_case_until_it_has_been_closed_three_weeks():
+    router = Router()
+    light = {"category": "street-lighting", "lat": None, "lon": None, "postcode": "L1 4DS"}
+    # Two residents in one batch, neither with a point: the asset is the place.
+    await router.route(
+        report_received(received_at=NOW, asset_id="SL-00417", **light),
+        report_received(received_at=NOW, asset_id="SL-00417", **light),
+    )
+    # A third a day later, with a point 250 m from anything (the search finds the case by its asset).
+    router.now = NOW + timedelta(days=1)
+    await router.route(_report(250, category="street-lighting", asset_id="SL-00417", received_at=router.now))
+    assert [case.row.reports_count for case in router.store.cases.values()] == [3]
+    # Its neighbour is another light.
+    await router.route(report_received(received_at=router.now, asset_id="SL-00418", **light))
+    assert len(router.store.cases) == 2
+    # Fixed and closed; reported again three weeks later: a new fault, a new case.
+    (first, _) = router.store.cases
+    router.store.close(first, router.now)
+    router.now += timedelta(weeks=3)
+    await router.route(report_received(received_at=router.now, asset_id="SL-00417", **light))
+    assert len(router.store.cases) == 3

@@ -80,6 +80,15 @@ class ReportLocation(BaseModel):
         description="Unique Street Reference Number.",
         examples=["11400123"],
     )
+    asset_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=_TEXT,
+        description="The street asset the problem is at (a street light, gully or bin), by the id the"
+        " council's asset register gives it. Reports of one category naming one asset are one problem, and"
+        " naming two different assets are two.",
+        examples=["SL-00417"],
+    )
     ward_code: str | None = Field(
         default=None, pattern=r"^E05[0-9]{6}$", description="ONS ward code, if known.", examples=["E05015277"]
     )

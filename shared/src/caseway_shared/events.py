@@ -81,6 +81,12 @@ class Place(BaseModel):
     postcode: str | None = Field(default=None, max_length=10)
     uprn: str | None = Field(default=None, max_length=12, description="Unique Property Reference Number.")
     usrn: str | None = Field(default=None, max_length=8, description="Unique Street Reference Number.")
+    asset_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The street asset the problem is at (a street light, gully or bin), by the id the"
+        " council's asset register gives it.",
+    )
     ward_code: str | None = Field(
         default=None, max_length=9, description="ONS ward code, if the caller knew."
     )

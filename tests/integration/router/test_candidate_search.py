@@ -8,6 +8,7 @@ custom, that its answers are exactly those of a brute-force search, and that gro
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import uuid
@@ -32,6 +33,13 @@ COUNCIL = load_council()
 NOW = datetime.now(UTC)
 CLOSED_SINCE = NOW - timedelta(hours=COUNCIL.duplicate_closed_window_hours)
 CASES = 10_000
+# Open cases given exact keys: two of one property in two categories of one family, a street light, a street.
+KEYS = (
+    ("uprn", "38164538", "fly-tipping"),
+    ("uprn", "38164538", "litter"),
+    ("asset_id", "SL-00417", "street-lighting"),
+    ("usrn", "11400123", "pothole"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +58,19 @@ async def table(infra) -> AsyncIterator[str]:
             "UPDATE router.cases SET address = '12 Bold Street', address_key = '12 bold street'"
             " WHERE reference IN ('PRE-00000001', 'PRE-00000002')"
         )
+        # A few open cases with exact keys (issue 17 item 3).
+        keyed = await connection.fetch(
+            "SELECT reference FROM router.cases WHERE status = 'open' AND reference > 'PRE-00000002'"
+            " ORDER BY reference LIMIT 4"
+        )
+        for (reference,), (column, value, category) in zip(keyed, KEYS, strict=True):
+            await connection.execute(
+                f"UPDATE router.cases SET {column} = $2, category = $3, family = $4 WHERE reference = $1",
+                reference,
+                value,
+                category,
+                COUNCIL.categories[category].family,
+            )
     finally:
         await connection.close()
     yield url
@@ -84,13 +105,36 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _keyed_queries(count: int, seed: int = 7) -> list[store.CandidateQuery]:
+    """Reports with exact keys (most of them found nowhere), half of them with a point too."""
+    rng = random.Random(seed)
+    made = []
+    for n, query in enumerate(_queries(count, seed=seed)):
+        category = rng.choice([c for c in COUNCIL.categories.values() if c.family == query.family])
+        made.append(
+            dataclasses.replace(
+                query,
+                lat=query.lat if n % 2 else None,
+                lon=query.lon if n % 2 else None,
+                category=category.code,
+                uprn=f"{rng.randrange(10**8)}",
+                usrn=f"{rng.randrange(10**7)}",
+                asset_id=f"SL-{rng.randrange(10**5):05d}",
+            )
+        )
+    return made
+
+
 @pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
 async def test_the_batched_search_reads_each_report_s_cells_through_the_index(table, mode):
     connection = await asyncpg.connect(table)
     try:
-        arguments = store.candidate_search_arguments(_queries(500), closed_since=CLOSED_SINCE)
+        arguments = store.candidate_search_arguments(
+            _queries(500) + _keyed_queries(50), closed_since=CLOSED_SINCE
+        )
         kinds = ["int[]", "text[]", "bigint[]", "timestamptz[]", "int[]", "text[]", "text[]"]
-        types = ", ".join([*kinds, "timestamptz", "timestamptz[]"])
+        by_key = ["int[]", "text[]", "text[]", "text[]", "text[]", "text[]", "timestamptz[]"]
+        types = ", ".join([*kinds, "timestamptz", "timestamptz[]", *by_key])
         await connection.execute(f"PREPARE candidates ({types}) AS {store._CANDIDATES}")
         await connection.execute(f"SET plan_cache_mode = {mode}")
         # EXECUTE takes its parameters as SQL literals (a utility statement takes no bound parameters).
@@ -121,6 +165,11 @@ async def test_the_batched_search_reads_each_report_s_cells_through_the_index(ta
     assert blocks / by_cell[0]["Actual Loops"] < 12, (
         f"{blocks} blocks for {by_cell[0]['Actual Loops']} lookups"
     )
+    # Each exact key is one descent of its own index per report that has it (issue 17 item 3).
+    for index in ("cases_uprn", "cases_asset", "cases_usrn"):
+        by_key = [n for n in nodes if n.get("Index Name") == index]
+        assert by_key, (index, [(n["Node Type"], n.get("Index Name")) for n in nodes])
+        assert by_key[0]["Actual Loops"] == 50, by_key[0]
 
 
 async def test_the_search_finds_exactly_what_a_brute_force_search_finds(table):
@@ -166,6 +215,90 @@ async def test_the_search_finds_exactly_what_a_brute_force_search_finds(table):
         assert {c.candidate.case_id for c in candidates} == expected
         assert len(candidates) == len(expected)  # each case once, even when found two ways
     assert expected_total > 100, "the sample should find candidates, or it proves nothing"
+
+
+async def test_exact_keys_find_their_cases_at_any_distance_and_only_those(table):
+    """The same property in the family, the same asset or street in the category: found without a point
+    or however far the point is, exactly as a brute-force search over every case finds them."""
+    connection = await asyncpg.connect(table)
+    try:
+        every = await connection.fetch(
+            "SELECT case_id, reference, category, family, lat, lon, last_report_at, status, closed_at, uprn,"
+            " usrn, asset_id FROM router.cases"
+        )
+        keyed = [row for row in every if row["uprn"] or row["usrn"] or row["asset_id"]]
+        assert len(keyed) == len(KEYS)
+        since = NOW - timedelta(days=400)
+        far = (53.48, -2.85)  # ~10 km from the city centre, far beyond any radius
+        queries = []
+        for row in keyed:
+            base = store.CandidateQuery(
+                family=row["family"],
+                lat=None,
+                lon=None,
+                radius_m=60,
+                since=since,
+                address_key=None,
+                category=row["category"],
+            )
+            queries += [
+                dataclasses.replace(base, uprn=row["uprn"], usrn=row["usrn"], asset_id=row["asset_id"]),
+                dataclasses.replace(
+                    base, lat=far[0], lon=far[1], uprn=row["uprn"], usrn=row["usrn"], asset_id=row["asset_id"]
+                ),
+                # The asset and the street are keys within a category: another category finds neither.
+                dataclasses.replace(
+                    base,
+                    category="graffiti" if row["category"] != "graffiti" else "noise",
+                    usrn=row["usrn"],
+                    asset_id=row["asset_id"],
+                ),
+                # The property is a key within the family: another family finds nothing.
+                dataclasses.replace(base, family="no-such-family", uprn=row["uprn"]),
+            ]
+        found = await store.find_candidates(connection, queries, closed_since=CLOSED_SINCE)
+    finally:
+        await connection.close()
+
+    for query, candidates in zip(queries, found, strict=True):
+        expected = {row["case_id"] for row in every if _should_find(query, row)}
+        assert {c.candidate.case_id for c in candidates} == expected, query
+        assert len(candidates) == len(expected)
+    # The property is a key of the family: each of its two cases (two categories) finds the other.
+    property_cases = {row["case_id"] for row in keyed if row["uprn"]}
+    for i, row in enumerate(keyed):
+        if row["uprn"]:
+            assert {c.candidate.case_id for c in found[4 * i]} == property_cases
+    # Every keyed case is found by its own key, with or without a point, and comes back with its keys.
+    for row, (plain, located, other_category, other_family) in zip(
+        keyed, (found[i : i + 4] for i in range(0, len(found), 4)), strict=True
+    ):
+        for answer in (plain, located):
+            mine = next(c.candidate for c in answer if c.candidate.case_id == row["case_id"])
+            assert (mine.uprn, mine.usrn, mine.asset_id) == (row["uprn"], row["usrn"], row["asset_id"])
+        assert row["case_id"] not in {c.candidate.case_id for c in other_category}
+        assert other_family == []
+
+
+def _should_find(query: store.CandidateQuery, row: Any) -> bool:
+    """Brute force: a case of the family inside the window (and open or recently closed) within the radius
+    of the point, or with the same property, or with the same asset or street in the category."""
+    if row["family"] != query.family or row["last_report_at"] < query.since:
+        return False
+    if row["status"] == "closed" and row["closed_at"] < CLOSED_SINCE:
+        return False
+    near = (
+        query.lat is not None
+        and query.lon is not None
+        and row["lat"] is not None
+        and distance_m(query.lat, query.lon, row["lat"], row["lon"]) <= query.radius_m
+    )
+    same_property = query.uprn is not None and row["uprn"] == query.uprn
+    same_in_category = row["category"] == query.category and (
+        (query.asset_id is not None and row["asset_id"] == query.asset_id)
+        or (query.usrn is not None and row["usrn"] == query.usrn)
+    )
+    return near or same_property or same_in_category
 
 
 async def test_growing_a_case_from_two_transactions_at_once_loses_no_report(table):

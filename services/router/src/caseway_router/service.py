@@ -2,10 +2,10 @@
 the case events, all in one unit of work (one transaction) per run of the batch.
 
 Concurrency across replicas: before it reads anything, a unit of work takes PostgreSQL advisory transaction
-locks on the map cells (per family) around each of its reports and on their addresses, in ascending order
-(see `areas`). A replica routing a report of the same problem at the same moment waits for the commit and
-then finds the case. Idempotency: the report id is the reports table's key, checked after the locks are
-held.
+locks on the map cells (per family) around each of its reports, on their addresses and on their exact keys
+(property, asset, street), in ascending order (see `areas`). A replica routing a report of the same problem
+at the same moment waits for the commit and then finds the case. Idempotency: the report id is the reports
+table's key, checked after the locks are held.
 
 The service takes its repositories through a unit of work (`RoutingRepositories`: `store.RoutingStore` on
 PostgreSQL, `memory.MemoryRoutingStore` in unit tests) and a clock; deciding is the domain's
@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
 from caseway_router.adapters import store
-from caseway_router.domain.areas import address_lock_key, area_lock_keys, lock_chunks
+from caseway_router.domain.areas import address_lock_key, area_lock_keys, exact_key_lock_key, lock_chunks
 from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch, report_facts
-from caseway_router.domain.duplicates import DuplicateRules, normalise_address
+from caseway_router.domain.duplicates import DuplicateRules, exact_keys, normalise_address
 from caseway_router.domain.routing import Route, decide_route
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
@@ -167,6 +167,7 @@ class RouterService:
             keys.extend(area_lock_keys(facts.family, facts.lat, facts.lon, cell_m=self._cell_m))
         if item.address_key:
             keys.append(address_lock_key(facts.family, item.address_key))
+        keys.extend(exact_key_lock_key(facts.family, key) for key in exact_keys(facts))
         return keys
 
     async def _route(
@@ -185,6 +186,10 @@ class RouterService:
                 radius_m=item.rules.radius_m,
                 since=item.report.received_at - timedelta(hours=item.rules.window_hours),
                 address_key=item.address_key,
+                category=item.facts.category,
+                uprn=item.facts.uprn,
+                usrn=item.facts.usrn,
+                asset_id=item.facts.asset_id,
             )
             for item, search in zip(items, searchable, strict=True)
             if search
@@ -251,6 +256,9 @@ def _growth(case: LiveCase) -> store.CaseGrowth:
         last_report_at=c.last_report_at,
         address=c.address,
         address_key=normalise_address(c.address),
+        uprn=c.uprn,
+        usrn=c.usrn,
+        asset_id=c.asset_id,
     )
 
 
@@ -289,7 +297,12 @@ class _Writes:
         reference, report = self.reference(outcome.case), item.report
         reports_count = outcome.reports_count + self._count_offsets.get(case_id, 0)
         self.reports.append(store.ReportRow(report, case_id, outcome.score, item.correlation_id))
-        detail = {"report_id": str(report.report_id), "score": round(outcome.score, 4)}
+        detail: dict[str, str | float] = {
+            "report_id": str(report.report_id),
+            "score": round(outcome.score, 4),
+        }
+        if outcome.key:
+            detail["key"] = outcome.key  # linked with certainty by this exact key (`duplicates.key_match`)
         self.history.append(
             store.HistoryEntry(
                 case_id, now, ACTOR, "report-linked", {**detail, "reports_count": reports_count}
@@ -402,6 +415,9 @@ class _Writes:
             reports_count=grown.reports_count,
             points_count=outcome.case.points_count,
             last_report_at=grown.last_report_at,
+            uprn=grown.uprn,
+            usrn=grown.usrn,
+            asset_id=grown.asset_id,
         )
 
 

@@ -88,6 +88,12 @@ _POST_FIELDS: dict[str, Any] = {
         "description": {"type": "string", "maxLength": 4000},
         "media_url": {"type": "string", "format": "uri", "description": "May be given more than once"},
         "attribute[uprn]": {"type": "string", "pattern": "^[0-9]{1,12}$", "description": "The property"},
+        "attribute[central_asset_id]": {
+            "type": "string",
+            "maxLength": 64,
+            "description": "The street asset picked on the map (FixMyStreet); also attribute[feature_id] or"
+            " attribute[asset_id]",
+        },
     },
     "additionalProperties": {"type": "string"},
 }

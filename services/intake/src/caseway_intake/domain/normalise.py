@@ -58,6 +58,7 @@ def normalise(
             postcode=location.postcode.upper() if location.postcode else None,
             uprn=location.uprn,
             usrn=location.usrn,
+            asset_id=location.asset_id,
             ward_code=location.ward_code,
             land_type=location.land_type,
         ),

@@ -64,8 +64,19 @@ _USRN = re.compile(r"^[0-9]{1,8}$")
 # A UK postcode, as FixMyStreet sends address_string when the resident gave one instead of a pin.
 _POSTCODE = re.compile(r"^\s*([A-Z]{1,2}[0-9][A-Z0-9]?)\s*([0-9][A-Z]{2})\s*$", re.IGNORECASE)
 # Attribute codes that name the place rather than answer a question of the category (FixMyStreet sends
-# attribute[uprn] whenever it knows the property): read into the event's place.
+# attribute[uprn] whenever it knows the property, and Bristol's server asks for attribute[usrn]): read into
+# the event's place.
 PLACE_ATTRIBUTES = frozenset({"uprn", "usrn"})
+# The attributes FixMyStreet's cobrands fill with the asset a resident picked on the map (an asset layer's
+# `attributes` become the report's extra fields, which perllib/Open311.pm sends as attribute[name]), in the
+# order read: central_asset_id (Confirm back ends, e.g. Shropshire, Hounslow, Lincolnshire; Gloucestershire
+# looks up the nearest asset within 200 m when none was picked), feature_id (Oxfordshire; Bromley keeps its
+# own out of the attributes and writes it into the title) and asset_id (Bristol's server). Not
+# asset_resource_id: Buckinghamshire and Dumfries fill it with the nearest road when no asset was picked,
+# and two potholes on one road are two problems. The first one that looks like an id is the report's
+# asset; any other is kept as sent. See docs/fixmystreet.md.
+ASSET_ATTRIBUTES = ("central_asset_id", "feature_id", "asset_id")
+_ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 
 
 class ServiceRequestForm(BaseModel):
@@ -101,6 +112,7 @@ class ServiceRequest:
     media_urls: tuple[str, ...] = ()
     uprn: str | None = None
     usrn: str | None = None
+    asset_id: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -132,8 +144,10 @@ def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council)
     media_urls = _media_urls(multi.get("media_url", []), reasons)
     attributes: dict[str, str | tuple[str, ...]] = {}
     extras: dict[str, Any] = {}
+    asset_id, asset_attribute = _asset_id(answers)
     if category:
-        attributes, unknown = _attribute_answers(category, answers, reasons)
+        read = PLACE_ATTRIBUTES | {asset_attribute} if asset_attribute else PLACE_ATTRIBUTES
+        attributes, unknown = _attribute_answers(category, answers, reasons, read=read)
         if unknown:
             extras["attributes"] = unknown
     uprn, usrn = _place_ids(single, answers, extras)
@@ -151,6 +165,7 @@ def parse_service_request(fields: Mapping[str, Sequence[str]], council: Council)
         media_urls=media_urls,
         uprn=uprn,
         usrn=usrn,
+        asset_id=asset_id,
         extras=extras,
     )
 
@@ -213,17 +228,27 @@ def _place_ids(
     return uprn, usrn
 
 
+def _asset_id(answers: Mapping[str, list[str]]) -> tuple[str | None, str | None]:
+    """The asset the request names (see ASSET_ATTRIBUTES) and the attribute it came from."""
+    for name in ASSET_ATTRIBUTES:
+        values = answers.get(name, [])
+        if len(values) == 1 and _ASSET_ID.match(values[0].strip()):
+            return values[0].strip(), name
+    return None, None
+
+
 def _attribute_answers(
-    category: Category, answers: Mapping[str, list[str]], reasons: list[str]
+    category: Category, answers: Mapping[str, list[str]], reasons: list[str], *, read: frozenset[str]
 ) -> tuple[dict[str, str | tuple[str, ...]], dict[str, str | list[str]]]:
     """The declared attributes' answers, validated; and the undeclared ones, kept as sent (a client such
-    as FixMyStreet sends its own questions too: refusing them would refuse every report it sends).
+    as FixMyStreet sends its own questions too: refusing them would refuse every report it sends), except
+    those `read` into the report's place.
     """
     known = {attribute.code: attribute for attribute in category.attributes}
     unknown: dict[str, str | list[str]] = {
         code: values[0] if len(values) == 1 else list(values)
         for code, values in answers.items()
-        if code not in known and code not in PLACE_ATTRIBUTES and values
+        if code not in known and code not in read and values
     }
     for code, values in unknown.items():
         if any(len(value) > MAX_TEXT for value in ([values] if isinstance(values, str) else values)):
@@ -316,6 +341,7 @@ def accept_service_request(
             postcode=postcode_of(form.address_string),
             uprn=request.uprn,
             usrn=request.usrn,
+            asset_id=request.asset_id,
         ),
         description=form.description or "",
         attachments=(*request.media_urls, *media_refs),

@@ -64,8 +64,10 @@ class MemoryRoutingStore:
                 continue
             if case.status == CaseStatus.CLOSED and (case.closed_at is None or case.closed_at < closed_since):
                 continue
-            if within_radius(query, row.lat, row.lon) or (
-                query.address_key is not None and query.address_key == row.address_key
+            if (
+                within_radius(query, row.lat, row.lon)
+                or (query.address_key is not None and query.address_key == row.address_key)
+                or _same_key(query, row)
             ):
                 found.append(StoredCandidate(self._candidate(case), row.points_count))
         return found
@@ -87,6 +89,9 @@ class MemoryRoutingStore:
             place_type=row.place_type,
             text=row.description,
             closed_at=case.closed_at,
+            uprn=row.uprn,
+            usrn=row.usrn,
+            asset_id=row.asset_id,
         )
 
     async def case_spreads(self, case_ids: Iterable[UUID]) -> dict[UUID, float]:
@@ -122,6 +127,9 @@ class MemoryRoutingStore:
                 last_report_at=max(row.last_report_at, growth.last_report_at),
                 address=row.address or growth.address,
                 address_key=row.address_key or growth.address_key,
+                uprn=row.uprn or growth.uprn,
+                usrn=row.usrn or growth.usrn,
+                asset_id=row.asset_id or growth.asset_id,
             )
             counts[growth.case_id] = case.row.reports_count
         return counts
@@ -144,6 +152,18 @@ class MemoryRoutingStore:
     def close(self, case_id: UUID, at: datetime) -> None:
         """What a staff close does to routing's view of the case (tests of the closed-case window)."""
         self.cases[case_id].status, self.cases[case_id].closed_at = CaseStatus.CLOSED, at
+
+
+def _same_key(query: CandidateQuery, row: NewCase) -> bool:
+    """The search's exact-key lookups: the same property in the family (checked by the caller), the same
+    asset or street in the category."""
+    if query.uprn is not None and query.uprn == row.uprn:
+        return True
+    if query.category is None or query.category != row.category:
+        return False
+    return (query.asset_id is not None and query.asset_id == row.asset_id) or (
+        query.usrn is not None and query.usrn == row.usrn
+    )
 
 
 @dataclass

@@ -50,7 +50,8 @@ async def lock_areas(connection: DbConnection, keys: Iterable[int]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CandidateQuery:
-    """Where and when one report looks for candidates."""
+    """Where and when one report looks for candidates: near its point, at its address, and by its exact
+    keys (the same property in the family; the same asset or street in its category)."""
 
     family: str
     lat: float | None
@@ -58,6 +59,10 @@ class CandidateQuery:
     radius_m: float
     since: datetime  # cases whose last report is older are out of the window
     address_key: str | None
+    category: str | None = None
+    uprn: str | None = None
+    usrn: str | None = None
+    asset_id: str | None = None
 
 
 # Each report's search is its own index-bound lookup, whatever the batch size or the table size: the
@@ -65,32 +70,67 @@ class CandidateQuery:
 # whole batch (whose plan, generic or not, may then scan every case); inside, only plain comparisons on the
 # indexed columns, nothing that has to be evaluated for every row visited. Near: each cell of the report's
 # box, one descent of index cases_cell (family, cell, last_report_at) and a range over the cell's cases
-# inside the window; the exact distance is the caller's. At the address: index cases_address. A case found
-# both ways comes back twice; the caller keeps one.
+# inside the window; the exact distance is the caller's. At the address: index cases_address. By exact key,
+# from one row per report that has any: index cases_uprn (family, uprn), cases_asset (family, category,
+# asset_id) and cases_usrn (family, category, usrn), each with last_report_at; a report without that key
+# asks for NULL, which finds nothing. A case found several ways comes back several times; the caller keeps
+# one.
 _CANDIDATE_COLUMNS = """
     c.case_id, c.reference, c.category, c.family, c.lat, c.lon, c.reports_count, c.points_count,
-    c.last_report_at, c.address, c.detail, c.place_type, c.description, c.closed_at
+    c.last_report_at, c.address, c.detail, c.place_type, c.description, c.closed_at, c.uprn, c.usrn,
+    c.asset_id
 """
+_OPEN_OR_RECENTLY_CLOSED = "(c.status <> 'closed' OR c.closed_at >= $8)"
+_BY_KEY = (
+    "unnest($10::int[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[])"
+)
 _CANDIDATES = f"""
-    SELECT q.i, false AS at_address, near.*
+    SELECT q.i, 'near' AS found_by, near.*
     FROM unnest($1::int[], $2::text[], $3::bigint[], $4::timestamptz[])
         AS q (i, family, cell, since)
     CROSS JOIN LATERAL (
         SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
         WHERE c.family = q.family AND c.cell = q.cell AND c.last_report_at >= q.since
-            AND (c.status <> 'closed' OR c.closed_at >= $8)
+            AND {_OPEN_OR_RECENTLY_CLOSED}
         OFFSET 0
     ) AS near
     UNION ALL
-    SELECT q.i, true AS at_address, same.*
+    SELECT q.i, 'address' AS found_by, same.*
     FROM unnest($5::int[], $6::text[], $7::text[], $9::timestamptz[])
         AS q (i, family, address_key, since)
     CROSS JOIN LATERAL (
         SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
         WHERE c.family = q.family AND c.address_key = q.address_key AND c.last_report_at >= q.since
-            AND (c.status <> 'closed' OR c.closed_at >= $8)
+            AND {_OPEN_OR_RECENTLY_CLOSED}
         OFFSET 0
     ) AS same
+    UNION ALL
+    SELECT q.i, 'uprn' AS found_by, property.*
+    FROM {_BY_KEY} AS q (i, family, category, uprn, usrn, asset_id, since)
+    CROSS JOIN LATERAL (
+        SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
+        WHERE c.family = q.family AND c.uprn = q.uprn AND c.last_report_at >= q.since
+            AND {_OPEN_OR_RECENTLY_CLOSED}
+        OFFSET 0
+    ) AS property
+    UNION ALL
+    SELECT q.i, 'asset' AS found_by, asset.*
+    FROM {_BY_KEY} AS q (i, family, category, uprn, usrn, asset_id, since)
+    CROSS JOIN LATERAL (
+        SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
+        WHERE c.family = q.family AND c.category = q.category AND c.asset_id = q.asset_id
+            AND c.last_report_at >= q.since AND {_OPEN_OR_RECENTLY_CLOSED}
+        OFFSET 0
+    ) AS asset
+    UNION ALL
+    SELECT q.i, 'usrn' AS found_by, street.*
+    FROM {_BY_KEY} AS q (i, family, category, uprn, usrn, asset_id, since)
+    CROSS JOIN LATERAL (
+        SELECT {_CANDIDATE_COLUMNS} FROM router.cases AS c
+        WHERE c.family = q.family AND c.category = q.category AND c.usrn = q.usrn
+            AND c.last_report_at >= q.since AND {_OPEN_OR_RECENTLY_CLOSED}
+        OFFSET 0
+    ) AS street
 """
 
 
@@ -106,7 +146,8 @@ async def find_candidates(
     connection: DbConnection, queries: Sequence[CandidateQuery], *, closed_since: datetime
 ) -> list[list[StoredCandidate]]:
     """For each query, the open cases (and the cases closed since `closed_since`) of its family near its
-    point (within its radius, measured here) or at its address, and within its window. One round trip."""
+    point (within its radius, measured here), at its address or with one of its exact keys, and within its
+    window. One round trip."""
     found: list[list[StoredCandidate]] = [[] for _ in queries]
     if not queries:
         return found
@@ -118,7 +159,7 @@ async def find_candidates(
         i, query = row["i"], queries[row["i"]]
         if (i, row["case_id"]) in seen:
             continue
-        if not row["at_address"] and not within_radius(query, row["lat"], row["lon"]):
+        if row["found_by"] == "near" and not within_radius(query, row["lat"], row["lon"]):
             continue
         seen.add((i, row["case_id"]))
         found[i].append(
@@ -137,6 +178,9 @@ async def find_candidates(
                     place_type=row["place_type"],
                     text=row["description"],
                     closed_at=row["closed_at"],
+                    uprn=row["uprn"],
+                    usrn=row["usrn"],
+                    asset_id=row["asset_id"],
                 ),
                 points_count=row["points_count"],
             )
@@ -147,7 +191,8 @@ async def find_candidates(
 def candidate_search_arguments(
     queries: Sequence[CandidateQuery], *, closed_since: datetime
 ) -> tuple[Any, ...]:
-    """The search statement's parameters: one row per cell of each report's box, one per address."""
+    """The search statement's parameters: one row per cell of each report's box, one per address, one per
+    report with an exact key."""
     near: list[tuple[int, str, int, datetime]] = [
         (i, q.family, cell, q.since)
         for i, q in enumerate(queries)
@@ -155,7 +200,18 @@ def candidate_search_arguments(
         for cell in cells_within(q.lat, q.lon, q.radius_m)
     ]
     at_address = [(i, q.family, q.address_key, q.since) for i, q in enumerate(queries) if q.address_key]
-    return (*_columns(near, 4), *_columns(at_address, 3), closed_since, [row[3] for row in at_address])
+    by_key = [
+        (i, q.family, q.category, q.uprn, q.usrn, q.asset_id, q.since)
+        for i, q in enumerate(queries)
+        if q.uprn or (q.category and (q.usrn or q.asset_id))
+    ]
+    return (
+        *_columns(near, 4),
+        *_columns(at_address, 3),
+        closed_since,
+        [row[3] for row in at_address],
+        *_columns(by_key, 7),
+    )
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -197,6 +253,10 @@ class NewCase:
     reports_count: int
     points_count: int
     last_report_at: datetime
+    # The exact keys its reports gave (the first of each).
+    uprn: str | None = None
+    usrn: str | None = None
+    asset_id: str | None = None
 
 
 async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> None:
@@ -228,6 +288,9 @@ async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> No
             case.reports_count,
             case.points_count,
             case.last_report_at,
+            case.uprn,
+            case.usrn,
+            case.asset_id,
         )
         for case in cases
     ]
@@ -235,20 +298,20 @@ async def insert_cases(connection: DbConnection, cases: Sequence[NewCase]) -> No
         """
         INSERT INTO router.cases (case_id, reference, category, family, priority, neighbourhood, ward_code,
             lat, lon, address, summary, description, lead_department, opened_at, due_at, last_report_at,
-            flags, address_key, detail, place_type, points_count, cell, reports_count)
+            flags, address_key, detail, place_type, points_count, cell, reports_count, uprn, usrn, asset_id)
         SELECT case_id, reference, category, family, priority, neighbourhood, ward_code, lat, lon, address,
             summary, description, lead_department, opened_at, due_at, last_report_at,
             ARRAY(SELECT jsonb_array_elements_text(flags::jsonb)), address_key, detail, place_type,
-            points_count, cell, reports_count
+            points_count, cell, reports_count, uprn, usrn, asset_id
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::float8[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[],
             $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::text[],
-            $20::bigint[], $21::int[], $22::int[], $23::timestamptz[])
+            $20::bigint[], $21::int[], $22::int[], $23::timestamptz[], $24::text[], $25::text[], $26::text[])
             AS c (case_id, reference, category, family, priority, neighbourhood, ward_code, lat, lon, address,
                 summary, description, lead_department, opened_at, due_at, flags, address_key, detail,
-                place_type, cell, reports_count, points_count, last_report_at)
+                place_type, cell, reports_count, points_count, last_report_at, uprn, usrn, asset_id)
         """,
-        *_columns(rows, 23),
+        *_columns(rows, 26),
     )
 
 
@@ -265,6 +328,10 @@ class CaseGrowth:
     last_report_at: datetime
     address: str | None
     address_key: str | None
+    # Exact keys: a case without one takes the report's (a case keeps the first of each it is given).
+    uprn: str | None = None
+    usrn: str | None = None
+    asset_id: str | None = None
 
 
 async def grow_cases(connection: DbConnection, growths: Sequence[CaseGrowth]) -> dict[UUID, int]:
@@ -289,11 +356,14 @@ async def grow_cases(connection: DbConnection, growths: Sequence[CaseGrowth]) ->
                     END,
                 last_report_at = greatest(c.last_report_at, g.last_report_at),
                 address = coalesce(c.address, g.address),
-                address_key = coalesce(c.address_key, g.address_key)
+                address_key = coalesce(c.address_key, g.address_key),
+                uprn = coalesce(c.uprn, g.uprn),
+                usrn = coalesce(c.usrn, g.usrn),
+                asset_id = coalesce(c.asset_id, g.asset_id)
             FROM unnest($1::uuid[], $2::int[], $3::int[], $4::float8[], $5::float8[], $6::timestamptz[],
-                    $7::text[], $8::text[])
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
                 AS g (case_id, added_reports, added_points, lat_sum, lon_sum, last_report_at, address,
-                    address_key)
+                    address_key, uprn, usrn, asset_id)
             WHERE c.case_id = g.case_id
             RETURNING c.case_id, c.reports_count, c.lat, c.lon
         )
@@ -310,10 +380,13 @@ async def grow_cases(connection: DbConnection, growths: Sequence[CaseGrowth]) ->
                     g.last_report_at,
                     g.address,
                     g.address_key,
+                    g.uprn,
+                    g.usrn,
+                    g.asset_id,
                 )
                 for g in ordered
             ],
-            8,
+            11,
         ),
     )
     # The mean point moved: so does its cell (computed here, by the domain's one definition of a cell).

@@ -14,10 +14,12 @@ stored keys stale.
 **Area locks.**
 
 Two reports can only be duplicates when they are of one family and within its radius of each other (or at
-one address). The map is cut into cells at least as large as the largest duplicate radius; a report locks
-its own cell and the eight around it, per family. Two reports within a radius of each other then always
-share at least one locked cell, so the second waits until the first's transaction has committed its case,
-and its candidate search finds it. A report with an address also locks that address.
+one address, or sharing an exact key). The map is cut into cells at least as large as the largest
+duplicate radius; a report locks its own cell and the eight around it, per family. Two reports within a
+radius of each other then always share at least one locked cell, so the second waits until the first's
+transaction has committed its case, and its candidate search finds it. A report with an address also locks
+that address, and one with exact keys (property, asset, street: `duplicates.exact_keys`) each of them, so
+two reports of one street light whose points lie far apart still wait for each other.
 
 Cells are in degrees: `cell_m` north-south, and east-west `cell_m` measured at latitude 70 degrees, so that
 everywhere nearer the equator (any UK council) a cell is at least `cell_m` wide.
@@ -91,6 +93,11 @@ def area_lock_keys(family: str, lat: float, lon: float, *, cell_m: float) -> lis
 def address_lock_key(family: str, address_key: str) -> int:
     """The lock key of one normalised address, for one family."""
     return _key(f"address:{family}:{address_key}")
+
+
+def exact_key_lock_key(family: str, key: str) -> int:
+    """The lock key of one exact key (`duplicates.exact_keys`), for one family."""
+    return _key(f"exact:{family}:{key}")
 
 
 def lock_chunks(keys_per_item: Sequence[Sequence[int]], *, most_locks: int) -> list[range]:

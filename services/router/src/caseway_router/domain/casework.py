@@ -20,6 +20,7 @@ from caseway_router.domain.duplicates import (
     ReportFacts,
     decide,
     distance_m,
+    exact_keys,
 )
 
 if TYPE_CHECKING:
@@ -71,12 +72,14 @@ class Opened:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    """The report joins `case`, which then holds `reports_count` reports."""
+    """The report joins `case`, which then holds `reports_count` reports (`key`: the exact key that made
+    it certain, if one did)."""
 
     item: Prepared
     case: LiveCase
     score: float
     reports_count: int
+    key: str | None = None
 
 
 @dataclass
@@ -109,6 +112,9 @@ def report_facts(report: ReportReceived, *, category: str, family: str) -> Repor
         place_type=report.place.land_type,
         text=report.description,
         accuracy_m=report.place.accuracy_m,
+        uprn=report.place.uprn,
+        usrn=report.place.usrn,
+        asset_id=report.place.asset_id,
     )
 
 
@@ -131,6 +137,8 @@ def plan_batch(
     live: dict[UUID, LiveCase] = {}
     nearby_new: dict[int, list[LiveCase]] = {}  # area lock key -> cases opened in this batch
     by_address: dict[tuple[str, str], list[LiveCase]] = {}
+    # (family, exact key) -> the cases that carry it after this batch's earlier reports.
+    by_key: dict[tuple[str, str], dict[UUID, LiveCase]] = {}
     for index, item in enumerate(items):
         facts = item.facts
         candidates: dict[UUID, LiveCase] = {}
@@ -144,17 +152,21 @@ def plan_batch(
             if facts.lat is not None and facts.lon is not None
             else []
         )
-        for key in keys:
-            for case in nearby_new.get(key, ()):
-                candidates[case.candidate.case_id] = case
-        if item.address_key:
-            for case in by_address.get((facts.family, item.address_key), ()):
-                candidates[case.candidate.case_id] = case
+        # The cases this batch opened (or gave a key) that the stored search could not see.
+        for case in (
+            *(case for key in keys for case in nearby_new.get(key, ())),
+            *(by_address.get((facts.family, item.address_key), ()) if item.address_key else ()),
+            *(case for key in exact_keys(facts) for case in by_key.get((facts.family, key), {}).values()),
+        ):
+            candidates[case.candidate.case_id] = case
         decision = decide(facts, [case.candidate for case in candidates.values()], item.rules, now=now)
         if isinstance(decision, Link):
             case = candidates[decision.case.case_id]
             _grow(case, item)
-            plan.outcomes.append(Joined(item, case, decision.score, case.candidate.reports_count))
+            _file_by_key(by_key, case)
+            plan.outcomes.append(
+                Joined(item, case, decision.score, case.candidate.reports_count, key=decision.key)
+            )
             continue
         possible = (
             (candidates[decision.case.case_id], decision.score)
@@ -176,18 +188,29 @@ def plan_batch(
                 detail=facts.detail,
                 place_type=facts.place_type,
                 text=facts.text,
+                uprn=facts.uprn,
+                usrn=facts.usrn,
+                asset_id=facts.asset_id,
             ),
             points_count=int(facts.lat is not None),
             new_index=len(plan.new_cases),
         )
         plan.new_cases.append(case)
         plan.outcomes.append(Opened(item, case, possible))
+        _file_by_key(by_key, case)
         # A case's cell is only its own cell; reports look in their 3x3 block of keys to find it.
         if keys:
             nearby_new.setdefault(keys[4], []).append(case)
         if item.address_key:
             by_address.setdefault((facts.family, item.address_key), []).append(case)
     return plan
+
+
+def _file_by_key(by_key: dict[tuple[str, str], dict[UUID, LiveCase]], case: LiveCase) -> None:
+    """A later report of the batch with one of the case's exact keys finds it (a stored case that a report
+    of this batch gave a key too)."""
+    for key in exact_keys(case.candidate):
+        by_key.setdefault((case.candidate.family, key), {})[case.candidate.case_id] = case
 
 
 def _grow(case: LiveCase, item: Prepared) -> None:
@@ -220,4 +243,7 @@ def _grow(case: LiveCase, item: Prepared) -> None:
         address=old.address or facts.address,
         points_count=points,
         spread_m2=spread,
+        uprn=old.uprn or facts.uprn,
+        usrn=old.usrn or facts.usrn,
+        asset_id=old.asset_id or facts.asset_id,
     )

@@ -4,7 +4,22 @@
 `decide(report, candidates, rules, now=...)` picks the best candidate and answers `Link` (join it),
 `PossibleDuplicate` (open a new case, but a person should look) or `NewCase`.
 
-The score is a product of agreement factors, each in (0, 1]:
+**Exact keys first.** Before anything is scored, the keys that name a place exactly are compared
+(`key_match`), most specific first:
+
+- **asset**: two reports of one category naming a street asset (a street light, gully or bin, by the id
+  of the council's asset register): the same asset is the same problem, another asset another problem;
+- **property**: two reports naming a property (UPRN): the same property is the same problem, two
+  properties are two problems, however close their points (two doors across a street);
+- **street**: the same street (USRN) and category, where one of the two has no point: the street is then
+  the best place known, and it agrees. Two points say more than the street they share, and two streets
+  do not rule a problem out (a corner is on both).
+
+A key that agrees links with certainty, at any distance: the score is then the time factor alone, and
+`decide` prefers a certain candidate to any scored one. A key that differs scores 0. Time still applies:
+a key says where, not when.
+
+Otherwise the score is a product of agreement factors, each in (0, 1]:
 
 - **place**: the chance that two reports of one spot lie at least this far apart, given that each point
   carries a location error of `location_sigma_m` per axis (phones' GPS). A case's point is the mean of its
@@ -13,8 +28,10 @@ The score is a product of agreement factors, each in (0, 1]:
   freedom). Beyond `radius_m` a case is never a candidate.
 - **address**: the same normalised address is strong evidence, and two different addresses strong evidence
   against (the place factor then counts for little: geocoded addresses share points).
-- **time**: full agreement within the first part of the window, fading towards its end; a closed case fades
-  faster (a new report after closing is more often a recurrence).
+- **time**: halves with every `half_life_share` of the window since the case's last report (so an old open
+  case needs more agreement from the other factors), and 0 beyond the window. A closed case takes reports
+  only within `closed_window_hours` of closing, at 0.8 (a new report after closing is more often a
+  recurrence), decaying from the later of its last report and its closing.
 - **category**: the same category agrees fully; another category of the same family partly.
 - **detail** (the sub-category, e.g. NYC's descriptor or the resident's own category text) and **place type**
   (land or location type): agreement when both are known, a penalty when they differ.
@@ -76,6 +93,8 @@ class DuplicateRules:
     location_prior_points: float = 1.5
     # Whether the scatter of the other candidate cases near a report counts as evidence of the error there.
     pool_nearby: bool = True
+    # The time agreement halves each time this share of the window passes since the case's last report.
+    half_life_share: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +112,10 @@ class ReportFacts:
     text: str | None = None
     # How far off the point may be (metres, 68% confidence radius), when the sender said.
     accuracy_m: float | None = None
+    # The exact keys, where the sender gave them (see `key_match`).
+    uprn: str | None = None
+    usrn: str | None = None
+    asset_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +140,20 @@ class CandidateCase:
     # GPS error of reports at this place is.
     points_count: int | None = None
     spread_m2: float = 0.0
+    # The exact keys of the case: each the first one its reports gave.
+    uprn: str | None = None
+    usrn: str | None = None
+    asset_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """Join `case`: the report is another report of the same problem."""
+    """Join `case`: the report is another report of the same problem (`key`: the exact key that made it
+    certain, `asset`, `uprn` or `usrn`; None when the score decided)."""
 
     case: CandidateCase
     score: float
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +199,46 @@ def normalise_address(address: str | None) -> str | None:
         return None
     words = [_ADDRESS_WORDS.get(word, word) for word in _WORDS.findall(address.lower())]
     return " ".join(words) or None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMatch:
+    """The exact key that decides (`asset`, `uprn` or `usrn`) and whether the two sides agree on it."""
+
+    key: str
+    same: bool
+
+
+def key_match(report: ReportFacts, candidate: CandidateCase) -> KeyMatch | None:
+    """Whether an exact key decides that `report` is, or is not, `candidate`'s problem (see the module
+    docstring): the asset within one category, then the property, then the street and category where one
+    side has no point. None when no key decides, and the score does."""
+    if report.asset_id and candidate.asset_id and report.category == candidate.category:
+        return KeyMatch("asset", report.asset_id == candidate.asset_id)
+    if report.uprn and candidate.uprn:
+        return KeyMatch("uprn", report.uprn == candidate.uprn)
+    if (
+        report.usrn
+        and report.usrn == candidate.usrn
+        and report.category == candidate.category
+        and (report.lat is None or report.lon is None or candidate.lat is None or candidate.lon is None)
+    ):
+        return KeyMatch("usrn", same=True)
+    return None
+
+
+def exact_keys(facts: ReportFacts | CandidateCase) -> tuple[str, ...]:
+    """The keys under which reports of one family find each other exactly (the property; the asset and the
+    street, each within the category): what the candidate search looks up, the area locks hold and a batch
+    files its new cases under."""
+    keys = []
+    if facts.uprn:
+        keys.append(f"uprn:{facts.uprn}")
+    if facts.asset_id:
+        keys.append(f"asset:{facts.category}:{facts.asset_id}")
+    if facts.usrn:
+        keys.append(f"usrn:{facts.category}:{facts.usrn}")
+    return tuple(keys)
 
 
 def _same(a: str | None, b: str | None, *, differ: float) -> float:
@@ -273,19 +342,24 @@ def place_with_accuracy(
     return math.exp(-(distance * distance) / (2 * variance))
 
 
-def _time_factor(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules) -> float:
-    age_hours = (report.received_at - candidate.last_report_at).total_seconds() / 3600
+def time_agreement(report: ReportFacts, candidate: CandidateCase, rules: DuplicateRules) -> float:
+    """The time factor: 1 for a report at the moment of the case's last one, halving with every
+    `half_life_share` of the window since, 0 beyond the window; a closed case only within
+    `closed_window_hours` of closing, at 0.8, decaying from the later of its last report and its closing."""
     window = rules.window_hours
-    closed = 1.0
-    if candidate.closed_at is not None:
-        window = min(window, rules.closed_window_hours)
-        age_hours = (report.received_at - candidate.closed_at).total_seconds() / 3600
-        closed = 0.8  # after closing, a new report is more often a recurrence than the same problem
-    if window <= 0 or age_hours > window:
+    since_last = (report.received_at - candidate.last_report_at).total_seconds() / 3600
+    if window <= 0 or since_last > window:
         return 0.0
-    # Reports close in time are the strongest sign; over the window's second half it fades to 0.5.
-    fading = 1.0 if age_hours <= window / 2 else 1.0 - (age_hours - window / 2) / window
-    return fading * closed
+    age, closed = since_last, 1.0
+    if candidate.closed_at is not None:
+        since_closed = (report.received_at - candidate.closed_at).total_seconds() / 3600
+        if since_closed > min(window, rules.closed_window_hours):
+            return 0.0
+        # After closing, a new report is more often a recurrence than the same problem.
+        age, closed = min(age, since_closed), 0.8
+    # Repeats of one problem come close together: the longer a case has gone unreported, the likelier it
+    # was dealt with or is another problem, so the other factors must agree more to link to it.
+    return closed * math.exp(-math.log(2) * max(0.0, age) / (window * rules.half_life_share))
 
 
 def score(
@@ -305,11 +379,16 @@ def score(
     del now
     if report.family != candidate.family:
         return 0.0
+    match = key_match(report, candidate)
+    if match is not None and not match.same:
+        return 0.0
+    time = time_agreement(report, candidate, rules)
+    if time <= 0:
+        return 0.0
+    if match is not None:
+        return time  # certain of the place and the problem: only time can say it is over
     place = _place_factor(report, candidate, rules, nearby)
     if place <= 0:
-        return 0.0
-    time = _time_factor(report, candidate, rules)
-    if time <= 0:
         return 0.0
     category = 1.0 if report.category == candidate.category else 0.6
     detail = _same(report.detail, candidate.detail, differ=0.7)
@@ -323,13 +402,14 @@ def score(
 def decide(
     report: ReportFacts, candidates: Iterable[CandidateCase], rules: DuplicateRules, *, now: datetime
 ) -> Decision:
-    """Link to the best candidate when its score reaches `link_threshold`; in the band down to
-    `review_threshold`, open a new case flagged as a possible duplicate of it; below, a new case.
+    """Link to the best candidate when an exact key agrees with it (see `key_match`) or its score reaches
+    `link_threshold`; in the band down to `review_threshold`, open a new case flagged as a possible
+    duplicate of it; below, a new case.
 
-    Among candidates that could be the one, the best is the highest score weighted by the case's reports:
-    a problem many residents already reported is likelier to be reported again than a neighbour reported
-    once (the "rich get richer" prior of clustering). Ties go to the older reference, so replicas and
-    replays agree.
+    A candidate an exact key agrees with is certain and comes before every other. Among the rest (or among
+    several certain ones), the best is the highest score weighted by the case's reports: a problem many
+    residents already reported is likelier to be reported again than a neighbour reported once (the "rich
+    get richer" prior of clustering). Ties go to the older reference, so replicas and replays agree.
     """
     found = list(candidates)
     # The scatter of every candidate's points: reports near here carry errors of one kind of phone and sky.
@@ -340,16 +420,20 @@ def decide(
                 pooled += case_scatter(candidate)
     best: CandidateCase | None = None
     best_score = 0.0
-    best_key = (0.0, "")
+    best_match: KeyMatch | None = None
+    best_key: tuple[bool, float, str] = (False, 0.0, "")
     for candidate in found:
         own = case_scatter(candidate)
         others = Scatter(pooled.joins - own.joins, pooled.spread_m2 - own.spread_m2)
         value = score(report, candidate, rules, now=now, nearby=others if rules.pool_nearby else None)
         if value <= 0:
             continue
-        key = (value * max(1, candidate.reports_count), _reverse(candidate.reference))
+        match = key_match(report, candidate)  # agrees when it is not None: a differing key scores 0
+        key = (match is not None, value * max(1, candidate.reports_count), _reverse(candidate.reference))
         if key > best_key:
-            best, best_score, best_key = candidate, value, key
+            best, best_score, best_match, best_key = candidate, value, match, key
+    if best is not None and best_match is not None:
+        return Link(case=best, score=best_score, key=best_match.key)
     if best is not None and best_score >= rules.link_threshold:
         return Link(case=best, score=best_score)
     if best is not None and best_score >= rules.review_threshold:

@@ -11,8 +11,10 @@ same Complaint Type.
 order and in batches (`--batch`), which reports open a case and which join one, exactly as
 `RouterService._route` does. What the database does between batches is played by `MemoryStore`: the
 candidate search of `adapters.store.find_candidates` (same family, the cells of the report's box, within
-the radius or at the same address, inside the window) and the increments of `grow_cases` (report and
-point counts, the mean point). So the figures are the shipped planning and detector, not a model of them.
+the radius, at the same address or with the same exact key, inside the window) and the increments of
+`grow_cases` (report and point counts, the mean point, the first address and exact keys). So the figures
+are the shipped planning and detector, not a model of them. The corpus has no UPRNs, USRNs or asset ids, so
+the exact keys never decide here.
 
 **Measured pairwise** over all requests: a predicted pair is two requests the method puts together, a true
 pair two requests the ground truth puts together; precision = |predicted and true| / |predicted|, recall =
@@ -49,7 +51,9 @@ from caseway_router.domain.casework import Joined, Opened, Prepared, plan_batch,
 from caseway_router.domain.duplicates import (
     CandidateCase,
     DuplicateRules,
+    ReportFacts,
     distance_m,
+    exact_keys,
     normalise_address,
     scatter_m2,
 )
@@ -235,32 +239,28 @@ class _Row:
 
 class MemoryStore:
     """What `adapters.store` does for the routing of a batch, in memory: `find` is `find_candidates`
-    (family; the cells of the report's box and the exact radius, or the same address; inside the window),
-    `apply` is `insert_cases` + `grow_cases` (increments; the mean point and its cell follow)."""
+    (family; the cells of the report's box and the exact radius, the same address, or the same exact key;
+    inside the window), `apply` is `insert_cases` + `grow_cases` (increments; the mean point and its cell
+    follow; a case keeps its first address and exact keys)."""
 
     def __init__(self) -> None:
         self.rows: dict[UUID, _Row] = {}
         self._points: dict[int, tuple[float, float]] = {}
         self._by_cell: dict[tuple[str, int], set[UUID]] = defaultdict(set)
         self._by_address: dict[tuple[str, str], set[UUID]] = defaultdict(set)
+        self._by_key: dict[tuple[str, str], set[UUID]] = defaultdict(set)
 
     def find(self, item: Prepared) -> list[tuple[CandidateCase, int]]:
         facts, rules = item.facts, item.rules
         if rules.window_hours <= 0:
             return []
         since = facts.received_at.timestamp() - rules.window_hours * 3600
-        found: dict[UUID, _Row] = {}
-        if facts.lat is not None and facts.lon is not None:
-            for cell in cells_within(facts.lat, facts.lon, rules.radius_m):
-                for case_id in self._by_cell.get((facts.family, cell), ()):
-                    row = self.rows[case_id]
-                    c = row.candidate
-                    if c.lat is None or c.lon is None:
-                        continue
-                    if distance_m(facts.lat, facts.lon, c.lat, c.lon) <= rules.radius_m:
-                        found[case_id] = row
+        found = {case_id: self.rows[case_id] for case_id in self._near(facts, rules)}
         if item.address_key:
             for case_id in self._by_address.get((facts.family, item.address_key), ()):
+                found[case_id] = self.rows[case_id]
+        for key in exact_keys(facts):
+            for case_id in self._by_key.get((facts.family, key), ()):
                 found[case_id] = self.rows[case_id]
         # The scatter of a case's points comes from its reports' points, as `adapters.spreads` reads it.
         return [
@@ -274,6 +274,22 @@ class MemoryStore:
             for row in found.values()
             if row.candidate.last_report_at.timestamp() >= since
         ]
+
+    def _near(self, facts: ReportFacts, rules: DuplicateRules) -> list[UUID]:
+        """The cases of the family in the cells of the report's box and within the radius."""
+        if facts.lat is None or facts.lon is None:
+            return []
+        near = []
+        for cell in cells_within(facts.lat, facts.lon, rules.radius_m):
+            for case_id in self._by_cell.get((facts.family, cell), ()):
+                c = self.rows[case_id].candidate
+                if (
+                    c.lat is not None
+                    and c.lon is not None
+                    and distance_m(facts.lat, facts.lon, c.lat, c.lon) <= rules.radius_m
+                ):
+                    near.append(case_id)
+        return near
 
     def route(self, items: Sequence[Prepared], *, cell_m: float) -> int:
         """One batch through `plan_batch`, applied; returns how many reports opened a case flagged as a
@@ -302,6 +318,9 @@ class MemoryStore:
                 reports_count=c.reports_count + case.added_reports,
                 last_report_at=max(c.last_report_at, case.candidate.last_report_at),
                 address=c.address or case.candidate.address,
+                uprn=c.uprn or case.candidate.uprn,
+                usrn=c.usrn or case.candidate.usrn,
+                asset_id=c.asset_id or case.candidate.asset_id,
             )
             self._drop(row)
             row.candidate, row.points_count = grown, points + case.added_points
@@ -328,6 +347,8 @@ class MemoryStore:
             self._by_cell[c.family, row.cell].add(c.case_id)
         if row.address_key:
             self._by_address[c.family, row.address_key].add(c.case_id)
+        for key in exact_keys(c):
+            self._by_key[c.family, key].add(c.case_id)
 
     def _drop(self, row: _Row) -> None:
         c = row.candidate
@@ -335,6 +356,8 @@ class MemoryStore:
             self._by_cell[c.family, row.cell].discard(c.case_id)
         if row.address_key:
             self._by_address[c.family, row.address_key].discard(c.case_id)
+        for key in exact_keys(c):
+            self._by_key[c.family, key].discard(c.case_id)
 
 
 def prepared(request: Request, rules: DuplicateRules) -> Prepared:
@@ -504,6 +527,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     _out(
         "phones: every address withheld, points moved by N(0, sigma) per axis;"
         f" seeds {seeds}; means over seeds"
+    )
+    keyed = sum(1 for request in requests if exact_keys(prepared(request, rules).facts))
+    _out(
+        f"exact keys (UPRN, USRN, asset id): {keyed} requests carry one, so they decide nothing here;"
+        f" time decay: half-life {rules.window_hours * rules.half_life_share:g} h"
     )
     _out(
         f"{'sigma':>7} | {'detector  P      R      F1':>26} {'worst F1':>8} | "

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import pytest
 
+from caseway_intake.adapters.store import IntakeStore
 from caseway_intake.service import IntakeService
 from caseway_shared.consuming import BatchConsumer, DeadLetters, MalformedMessage, RetryPolicy
 from caseway_shared.council import load_council
 from caseway_shared.events import CaseStatusChanged
 from caseway_shared.kafka import Record
+from caseway_shared.unit_of_work import PostgresUnitOfWork
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -79,14 +81,6 @@ class Database:
         return []  # no report of the case is known: the case's updates have no one to go to
 
 
-class Runtime:
-    """The parts of `ServiceRuntime` the case-event handler may touch."""
-
-    def __init__(self, pool: Database, dead_letters: DeadLetters) -> None:
-        self.pool = pool
-        self.dead_letters = dead_letters
-
-
 def status_changed(case_id: uuid.UUID, note: str) -> bytes:
     event = CaseStatusChanged(
         occurred_at=datetime(2026, 11, 23, 9, tzinfo=UTC),
@@ -142,7 +136,15 @@ async def test_a_malformed_case_event_is_dead_lettered_once_however_often_its_ba
     )
     database = Database(failure)
     dead_letters = RecordedDeadLetters()
-    service = IntakeService(runtime=Runtime(database, dead_letters), council=COUNCIL)  # type: ignore[arg-type]
+    service = IntakeService(
+        # The production unit of work and repository, on the in-memory database.
+        unit_of_work=PostgresUnitOfWork(
+            pool=lambda: database, schema="intake", repositories=IntakeStore, wake=list
+        ),
+        council=COUNCIL,
+        topic=lambda topic: topic.value,
+        send_rejection=None,  # no rejection here: case events are the router's
+    )
     clock = Clock()
     consumer = BatchConsumer(
         handle=service.handle_case_events,

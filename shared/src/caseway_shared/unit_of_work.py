@@ -42,6 +42,10 @@ class Work(Protocol[R_co]):
 class UnitOfWork(Protocol[R_co]):
     def __call__(self) -> contextlib.AbstractAsyncContextManager[Work[R_co]]: ...
 
+    def reading(self) -> contextlib.AbstractAsyncContextManager[R_co]:
+        """Repositories for reads only: no transaction, nothing to publish (a page, an API answer)."""
+        ...
+
 
 @dataclass
 class _Work(Generic[R]):
@@ -83,6 +87,13 @@ class PostgresUnitOfWork(Generic[R]):
             if work.messages:
                 self._wake()
 
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[R]:
+        # No transaction and no search_path: a read is one statement (or a few that need not agree), and
+        # the repositories name their schema's tables in full.
+        async with self._pool().acquire() as connection:
+            yield self._repositories(connection)
+
 
 class InMemoryUnitOfWork(Generic[R]):
     """The unit-test twin: the same repositories object for every unit (the test's fake), and the
@@ -105,3 +116,7 @@ class InMemoryUnitOfWork(Generic[R]):
             raise
         self.published.extend(work.messages)
         self.committed += 1
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[R]:
+        yield self.repositories

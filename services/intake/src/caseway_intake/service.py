@@ -8,14 +8,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from pydantic import ValidationError
 
-from caseway_intake.adapters import store
-from caseway_intake.adapters.api_keys import ApiKeys
-from caseway_intake.adapters.store import apply_case_events, digests_of, insert_new_reports, tokens_of
 from caseway_intake.domain.categories import CategoryMatcher
 from caseway_intake.domain.normalise import AcceptedReport, normalise
 from caseway_intake.domain.open311 import ResidentUpdate
@@ -37,20 +34,20 @@ from caseway_intake.domain.validation import (
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
 from caseway_shared.events import CASE_EVENT, CaseEvent, ResidentUpdateReceived
-from caseway_shared.outbox import OutboxMessage, enqueue
+from caseway_shared.outbox import OutboxMessage
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
     from uuid import UUID
 
-    import asyncpg
-
+    from caseway_intake.adapters.api_keys import ApiKeys
+    from caseway_intake.adapters.store import IntakeStore
     from caseway_intake.domain.open311 import PostedUpdate, RequestView, UpdateView
     from caseway_shared.council import Council
-    from caseway_shared.db import DbConnection
     from caseway_shared.kafka import Record
-    from caseway_shared.runtime import ServiceRuntime
+    from caseway_shared.metrics import ServiceMetrics
+    from caseway_shared.unit_of_work import UnitOfWork, Work
 
 log = structlog.get_logger(__name__)
 SERVICE = "intake"
@@ -63,6 +60,15 @@ def parse_case_event(record: Record) -> CaseEvent:
         return CASE_EVENT.validate_json(record.value)
     except ValidationError as error:
         raise MalformedMessage(describe_errors(error)) from error
+
+
+class SendRejection(Protocol):
+    """Publishes one rejection without waiting for the broker; awaiting what it returns waits. Rejections
+    go straight to their topic (no table change accompanies them, so no outbox)."""
+
+    def __call__(
+        self, body: bytes, topic: str, key: bytes | None, headers: dict[str, str]
+    ) -> Awaitable[Awaitable[Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +98,26 @@ class IntakeService:
     def __init__(
         self,
         *,
-        runtime: ServiceRuntime,
+        unit_of_work: UnitOfWork[IntakeStore],
         council: Council,
+        topic: Callable[[Topic], str],
+        send_rejection: SendRejection,
+        api_keys: ApiKeys | None = None,
+        figures: ServiceMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sealer: Sealer | None = None,
         public_ids: PublicIds | None = None,
     ) -> None:
-        self._runtime = runtime
+        self._unit_of_work = unit_of_work
         self._council = council
+        self._topic = topic
+        self._send_rejection = send_rejection
+        self._api_keys = api_keys
+        self._figures = figures
+        self._clock = clock
         self.sealer = sealer or Sealer([DEVELOPMENT_CONTACT_KEY])
         self.public_ids = public_ids or PublicIds(DEVELOPMENT_PUBLIC_ID_KEY)
         self._matcher = CategoryMatcher(council)
-        self._api_keys: ApiKeys | None = None
         self._waiting: list[tuple[AcceptedReport, asyncio.Future[str | None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
@@ -111,20 +126,15 @@ class IntakeService:
         return self._council
 
     @property
-    def pool(self) -> asyncpg.Pool:
-        return self._runtime.pool
-
-    @property
     def api_keys(self) -> ApiKeys:
-        """The key checker; it needs the database pool, so it exists once the service has started."""
         if self._api_keys is None:
-            self._api_keys = ApiKeys(pool=self._runtime.pool)
+            raise RuntimeError("intake was built without its API keys (the Open311 API needs them)")
         return self._api_keys
 
     async def accept(self, reports: Sequence[AcceptedReport]) -> set[UUID]:
         """Store new reports and queue their ReportReceived events in one transaction; returns new ids."""
-        async with self._runtime.pool.acquire() as connection, connection.transaction():
-            new = await self._store(connection, reports)
+        async with self._unit_of_work() as work:
+            new = await self._store(work, reports)
         self._after_accept(reports, new)
         return new
 
@@ -146,10 +156,10 @@ class IntakeService:
             batch, self._waiting = self._waiting[:MAX_GROUP_COMMIT], self._waiting[MAX_GROUP_COMMIT:]
             reports = [report for report, _ in batch]
             try:
-                async with self._runtime.pool.acquire() as connection, connection.transaction():
-                    new = await self._store(connection, reports)
-                    tokens = await tokens_of(connection, [r.event.report_id for r in reports])
-                    digests = await digests_of(connection, [r.event.report_id for r in reports])
+                async with self._unit_of_work() as work:
+                    new = await self._store(work, reports)
+                    tokens = await work.repositories.tokens_of([r.event.report_id for r in reports])
+                    digests = await work.repositories.digests_of([r.event.report_id for r in reports])
             except Exception as error:
                 for _, future in batch:
                     if not future.done():
@@ -169,14 +179,12 @@ class IntakeService:
                 else:
                     future.set_result(tokens.get(report.event.report_id))
 
-    async def _store(self, connection: DbConnection, reports: Sequence[AcceptedReport]) -> set[UUID]:
+    async def _store(self, work: Work[IntakeStore], reports: Sequence[AcceptedReport]) -> set[UUID]:
         unique = list({report.event.report_id: report for report in reports}.values())
-        received_topic = self._runtime.topic(Topic.REPORTS_RECEIVED)
-        new = await insert_new_reports(connection, unique)
-        await enqueue(
-            connection,
-            "intake",
-            [
+        received_topic = self._topic(Topic.REPORTS_RECEIVED)
+        new = await work.repositories.insert_new_reports(unique)
+        work.publish(
+            *(
                 OutboxMessage.for_event(
                     topic=received_topic,
                     key=str(report.event.report_id),
@@ -186,13 +194,11 @@ class IntakeService:
                 )
                 for report in unique
                 if report.event.report_id in new
-            ],
+            )
         )
         return new
 
     def _after_accept(self, reports: Sequence[AcceptedReport], new: set[UUID]) -> None:
-        if new:
-            self._runtime.relay.wake()
         if len(reports) == 1:
             report = reports[0]
             log.info(
@@ -208,7 +214,7 @@ class IntakeService:
             log.info("reports_accepted", new=len(new), already_accepted=len(reports) - len(new))
 
     async def reject(self, rejections: Sequence[Rejection]) -> None:
-        topic = self._runtime.topic(Topic.REPORTS_REJECTED)
+        topic = self._topic(Topic.REPORTS_REJECTED)
         pending = []
         for rejection in rejections:
             headers = {
@@ -220,12 +226,8 @@ class IntakeService:
             }
             # Sent together and awaited together: a batch of rejections costs one round trip.
             pending.append(
-                await self._runtime.broker.publish(
-                    rejection.payload(),
-                    topic,
-                    key=rejection.key.encode() if rejection.key else None,
-                    headers=headers,
-                    no_confirm=True,
+                await self._send_rejection(
+                    rejection.payload(), topic, rejection.key.encode() if rejection.key else None, headers
                 )
             )
             log.warning(
@@ -236,11 +238,12 @@ class IntakeService:
         # (and counted then), so each record rejected counts once.
         counts = Counter((str(rejection.source["topic"]), rejection.kind) for rejection in rejections)
         for (source_topic, kind), count in counts.items():
-            self._runtime.figures.rejected(source_topic, reason=kind, count=count)
+            if self._figures is not None:
+                self._figures.rejected(source_topic, reason=kind, count=count)
 
     async def handle_contact_centre_batch(self, records: Sequence[Record]) -> None:
         """The handler of contact-centre.reports.v1: validate each record, then accept or reject it."""
-        now = datetime.now(UTC)
+        now = self._clock()
         accepted: list[AcceptedReport] = []
         rejected: list[Rejection] = []
         for record in records:
@@ -273,8 +276,8 @@ class IntakeService:
         batch is retried (it is the router's output, so that is a bug to look at).
         """
         events = [parse_case_event(record) for record in records]
-        async with self._runtime.pool.acquire() as connection, connection.transaction():
-            await apply_case_events(connection, events, self._council)
+        async with self._unit_of_work() as work:
+            await work.repositories.apply_case_events(events, self._council)
 
     # --- what the Open311 endpoints read and write (they never open connections themselves) -------------
 
@@ -290,9 +293,8 @@ class IntakeService:
         offset: int = 0,
     ) -> list[RequestView]:
         """Requests as the public may see them: never one of a category the council keeps private."""
-        async with self._runtime.pool.acquire() as connection:
+        async with self._unit_of_work.reading() as store:
             return await store.find_requests(
-                connection,
                 hidden_categories=self.hidden_categories,
                 report_ids=report_ids,
                 service_codes=service_codes,
@@ -317,8 +319,8 @@ class IntakeService:
         }
         if not wanted:
             return []
-        async with self._runtime.pool.acquire() as connection:
-            sources = await store.sources_of(connection, list(wanted))
+        async with self._unit_of_work.reading() as store:
+            sources = await store.sources_of(list(wanted))
         return [
             report_id
             for report_id, source_system in sources.items()
@@ -327,17 +329,17 @@ class IntakeService:
 
     async def purge(self, *, retention_days: int, now: datetime | None = None) -> dict[str, int]:
         """Purge the personal data of reports older than `retention_days` (one replica at a time)."""
-        before = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-        async with self._runtime.pool.acquire() as connection, connection.transaction():
-            if not await connection.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('intake.purge'))"):
+        before = (now or self._clock()) - timedelta(days=retention_days)
+        async with self._unit_of_work() as work:
+            if not await work.repositories.take_purge_lock():
                 return {}
-            purged = await store.purge_personal_data(connection, before=before)
+            purged = await work.repositories.purge_personal_data(before=before)
         log.info("personal_data_purged", retention_days=retention_days, **purged)
         return purged
 
     async def report_of_token(self, token: str) -> UUID | None:
-        async with self._runtime.pool.acquire() as connection:
-            return await store.report_of_token(connection, token)
+        async with self._unit_of_work.reading() as store:
+            return await store.report_of_token(token)
 
     async def find_updates(
         self,
@@ -348,14 +350,14 @@ class IntakeService:
         limit: int,
         offset: int,
     ) -> list[UpdateView]:
-        async with self._runtime.pool.acquire() as connection:
+        async with self._unit_of_work.reading() as store:
             return await store.find_updates(
-                connection, start=start, end=end, report_ids=report_ids, limit=limit, offset=offset
+                start=start, end=end, report_ids=report_ids, limit=limit, offset=offset
             )
 
     async def photo(self, media_id: UUID) -> tuple[str, bytes] | None:
-        async with self._runtime.pool.acquire() as connection:
-            return await store.find_photo(connection, media_id)
+        async with self._unit_of_work.reading() as store:
+            return await store.find_photo(media_id)
 
     async def post_update(
         self, posted: PostedUpdate, *, report_id: UUID, update_id: str, client_key: str | None
@@ -364,11 +366,12 @@ class IntakeService:
         transaction. Returns the update's id (the first one, for a retried post), or None when there is no
         such report.
         """
-        now = datetime.now(UTC)
-        async with self._runtime.pool.acquire() as connection, connection.transaction():
-            if client_key is not None and (seen := await store.update_of_client_key(connection, client_key)):
+        now = self._clock()
+        async with self._unit_of_work() as work:
+            store = work.repositories
+            if client_key is not None and (seen := await store.update_of_client_key(client_key)):
                 return seen
-            standing = await store.request_standing(connection, report_id)
+            standing = await store.request_standing(report_id)
             if standing is None:
                 return None
             case_id, request_status = standing
@@ -385,8 +388,8 @@ class IntakeService:
                 at=posted.form.updated_datetime or now,
                 client_key=client_key,
             )
-            if await store.insert_resident_update(connection, update, posted.form.contact) is None:
-                return await store.update_of_client_key(connection, client_key) if client_key else None
+            if await store.insert_resident_update(update, posted.form.contact) is None:
+                return await store.update_of_client_key(client_key) if client_key else None
             event = ResidentUpdateReceived(
                 occurred_at=now,
                 update_id=update_id,
@@ -397,20 +400,15 @@ class IntakeService:
                 description=posted.form.description,
                 media_urls=posted.media_urls,
             )
-            await enqueue(
-                connection,
-                "intake",
-                [
-                    OutboxMessage.for_event(
-                        topic=self._runtime.topic(Topic.REPORT_UPDATES),
-                        key=str(report_id),
-                        event=event,
-                        correlation_id=str(report_id),
-                        producer=SERVICE,
-                    )
-                ],
+            work.publish(
+                OutboxMessage.for_event(
+                    topic=self._topic(Topic.REPORT_UPDATES),
+                    key=str(report_id),
+                    event=event,
+                    correlation_id=str(report_id),
+                    producer=SERVICE,
+                )
             )
-        self._runtime.relay.wake()
         log.info(
             "resident_update_accepted", report_id=str(report_id), correlation_id=str(report_id), action=action
         )

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from caseway_intake.adapters.store import api_key_name, insert_api_key, replace_api_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import asyncpg
 
 MAX_KEY_LENGTH = 256
@@ -51,7 +53,9 @@ class ApiKeys:
     not cost a query per request. Revocation takes effect within `ttl_seconds`.
     """
 
-    def __init__(self, *, pool: asyncpg.Pool, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, *, pool: Callable[[], asyncpg.Pool], ttl_seconds: float = 30.0, max_entries: int = 10_000
+    ) -> None:
         self._pool = pool
         self._ttl = ttl_seconds
         self._max = max_entries
@@ -66,7 +70,7 @@ class ApiKeys:
         cached = self._cache.get(digest)
         if cached and cached[0] > now:
             return cached[1]
-        async with self._pool.acquire() as connection:
+        async with self._pool().acquire() as connection:
             name = await api_key_name(connection, digest)
         if len(self._cache) >= self._max:
             self._cache.clear()

@@ -466,3 +466,92 @@ async def find_photo(connection: DbConnection, media_id: UUID) -> tuple[str, byt
         "SELECT content_type, data FROM intake.media WHERE media_id = $1", media_id
     )
     return None if row is None else (row["content_type"], bytes(row["data"]))
+
+
+async def take_purge_lock(connection: DbConnection) -> bool:
+    """Whether this transaction is the one replica purging now (the lock is held until it ends)."""
+    taken: bool = await connection.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('intake.purge'))")
+    return taken
+
+
+class IntakeStore:
+    """intake's repository on one unit of work's connection (what `IntakeService` takes through its unit of
+    work): the functions above, bound to that connection."""
+
+    def __init__(self, connection: DbConnection) -> None:
+        self.connection = connection
+
+    async def insert_new_reports(self, reports: Sequence[AcceptedReport]) -> set[UUID]:
+        return await insert_new_reports(self.connection, reports)
+
+    async def tokens_of(self, report_ids: Sequence[UUID]) -> dict[UUID, str]:
+        return await tokens_of(self.connection, report_ids)
+
+    async def digests_of(self, report_ids: Sequence[UUID]) -> dict[UUID, bytes | None]:
+        return await digests_of(self.connection, report_ids)
+
+    async def sources_of(self, report_ids: Sequence[UUID]) -> dict[UUID, str]:
+        return await sources_of(self.connection, report_ids)
+
+    async def take_purge_lock(self) -> bool:
+        return await take_purge_lock(self.connection)
+
+    async def purge_personal_data(self, *, before: datetime) -> dict[str, int]:
+        return await purge_personal_data(self.connection, before=before)
+
+    async def report_of_token(self, token: str) -> UUID | None:
+        return await report_of_token(self.connection, token)
+
+    async def find_requests(
+        self,
+        *,
+        report_ids: Sequence[UUID] | None,
+        service_codes: Sequence[str] | None,
+        start: datetime | None,
+        end: datetime | None,
+        statuses: Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+        hidden_categories: Sequence[str] = (),
+    ) -> list[RequestView]:
+        return await find_requests(
+            self.connection,
+            report_ids=report_ids,
+            service_codes=service_codes,
+            start=start,
+            end=end,
+            statuses=statuses,
+            limit=limit,
+            offset=offset,
+            hidden_categories=hidden_categories,
+        )
+
+    async def apply_case_events(self, events: Sequence[CaseEvent], council: Council) -> None:
+        await apply_case_events(self.connection, events, council)
+
+    async def find_updates(
+        self,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        report_ids: Sequence[UUID] | None,
+        limit: int,
+        offset: int,
+    ) -> list[UpdateView]:
+        return await find_updates(
+            self.connection, start=start, end=end, report_ids=report_ids, limit=limit, offset=offset
+        )
+
+    async def request_standing(self, report_id: UUID) -> tuple[UUID | None, str] | None:
+        return await request_standing(self.connection, report_id)
+
+    async def insert_resident_update(
+        self, update: ResidentUpdate, contact: ReporterContact | None
+    ) -> str | None:
+        return await insert_resident_update(self.connection, update, contact)
+
+    async def update_of_client_key(self, client_key: str) -> str | None:
+        return await update_of_client_key(self.connection, client_key)
+
+    async def find_photo(self, media_id: UUID) -> tuple[str, bytes] | None:
+        return await find_photo(self.connection, media_id)

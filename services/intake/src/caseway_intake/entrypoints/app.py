@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import FastAPI
 
-from caseway_intake.adapters.api_keys import seed_api_key
+from caseway_intake.adapters.api_keys import ApiKeys, seed_api_key
 from caseway_intake.adapters.http import install_error_handlers, open311_router
+from caseway_intake.adapters.store import IntakeStore
 from caseway_intake.domain.privacy import PublicIds, Sealer
 from caseway_intake.entrypoints.consumers import subscribe_consumers
 from caseway_intake.service import SERVICE, IntakeService
@@ -20,7 +21,7 @@ from caseway_shared.council import load_council
 from caseway_shared.runtime import ServiceRuntime
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable
 
 log = structlog.get_logger(__name__)
 SEED_KEY_NAME = "seed"
@@ -30,9 +31,19 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings=settings, service=SERVICE, schema="intake")
     sealer = Sealer(settings.contact_key_list)
+
+    async def send_rejection(
+        body: bytes, topic: str, key: bytes | None, headers: dict[str, str]
+    ) -> Awaitable[Any]:
+        return await runtime.broker.publish(body, topic, key=key, headers=headers, no_confirm=True)
+
     service = IntakeService(
-        runtime=runtime,
+        unit_of_work=runtime.unit_of_work(IntakeStore),
         council=load_council(settings.council_dir),
+        topic=runtime.topic,
+        send_rejection=send_rejection,
+        api_keys=ApiKeys(pool=lambda: runtime.pool),
+        figures=runtime.figures,
         sealer=sealer,
         public_ids=PublicIds(settings.public_id_key.get_secret_value()),
     )

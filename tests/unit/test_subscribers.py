@@ -5,6 +5,7 @@ work on in-memory repositories; tests/integration proves the same on the real br
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -13,6 +14,9 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage  # noqa: TC002 - FastStream reads the annotation at run time
 
+from caseway_intake.entrypoints.consumers import subscribe_consumers as subscribe_intake
+from caseway_intake.service import IntakeService
+from caseway_intake.settings import IntakeSettings
 from caseway_notifier.adapters.memory import InMemoryNotifierStore
 from caseway_notifier.domain.directory import load_directory
 from caseway_notifier.entrypoints import consumer as notifier_consumer
@@ -26,6 +30,7 @@ from caseway_router.entrypoints.resident_updates import ResidentUpdates
 from caseway_router.service import RouterService
 from caseway_router.settings import RouterSettings
 from caseway_shared import headers as h
+from caseway_shared.contact_centre import ContactCentreReport
 from caseway_shared.council import load_council
 from caseway_shared.events import ResidentUpdateReceived
 from caseway_shared.runtime import ServiceRuntime
@@ -138,6 +143,64 @@ async def test_notifier_case_events_plan_each_team_s_alert_once_and_a_malformed_
     assert "new-case" in {key.split("|")[3] for key in planned}
     ((body, headers),) = inbox.letters
     assert body == bad
+    assert headers[h.ORIGINAL_TOPIC] == runtime.topic(Topic.CASES)
+
+
+class IntakeTables:
+    """The part of intake's repository its consumers use, in memory."""
+
+    def __init__(self) -> None:
+        self.reports: dict[uuid.UUID, object] = {}
+        self.case_events: list[object] = []
+
+    async def insert_new_reports(self, reports) -> set[uuid.UUID]:
+        new = {r.event.report_id for r in reports if r.event.report_id not in self.reports}
+        self.reports.update({r.event.report_id: r for r in reports})
+        return new
+
+    async def apply_case_events(self, events, council) -> None:
+        self.case_events.extend(events)
+
+
+def _intake() -> tuple[ServiceRuntime, IntakeTables, InMemoryUnitOfWork, DeadLetterInbox, list]:
+    runtime = ServiceRuntime(settings=IntakeSettings(topic_prefix=PREFIX), service="intake", schema="intake")
+    tables, rejected = IntakeTables(), []
+    uow = InMemoryUnitOfWork(tables)
+
+    async def send_rejection(body, topic, key, headers):
+        rejected.append((topic, key, json.loads(body)))
+        return asyncio.sleep(0)
+
+    service = IntakeService(
+        unit_of_work=uow, council=COUNCIL, topic=runtime.topic, send_rejection=send_rejection
+    )
+    subscribe_intake(runtime, service)
+    return runtime, tables, uow, DeadLetterInbox(runtime), rejected
+
+
+async def test_intake_accepts_contact_centre_reports_once_and_rejects_the_invalid_with_reasons():
+    runtime, tables, uow, inbox, rejected = _intake()
+    example = ContactCentreReport.model_config["json_schema_extra"]["examples"][0]
+    good = json.dumps(example).encode()
+    invalid = json.dumps({**example, "source_id": "cc-2", "category": ""}).encode()
+    async with TestKafkaBroker(runtime.broker) as broker:
+        await _publish_batch(broker, runtime.topic(Topic.CONTACT_CENTRE_REPORTS), good, invalid, good)
+    assert len(tables.reports) == 1
+    assert [m.headers[h.EVENT_TYPE] for m in uow.published] == ["ReportReceived"]
+    ((topic, key, body),) = rejected
+    assert (topic, key) == (runtime.topic(Topic.REPORTS_REJECTED), b"cc-2")
+    assert any("category" in reason for reason in body["reasons"])
+    assert inbox.letters == []
+
+
+async def test_intake_follows_case_events_and_dead_letters_an_unreadable_one():
+    runtime, tables, _, inbox, _ = _intake()
+    opened = case_opened()
+    async with TestKafkaBroker(runtime.broker) as broker:
+        await _publish_batch(broker, runtime.topic(Topic.CASES), _bytes(opened), b"{not json")
+    assert [e.case_id for e in tables.case_events] == [opened.case_id]
+    ((body, headers),) = inbox.letters
+    assert body == b"{not json"
     assert headers[h.ORIGINAL_TOPIC] == runtime.topic(Topic.CASES)
 
 

@@ -87,6 +87,14 @@ def server_settings(settings: ServiceSettings, *, application_name: str) -> dict
     return values
 
 
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool (asyncpg still rolls back a transaction
+    left open). Caseway keeps no session state: settings are SET LOCAL, advisory locks are the
+    transaction's, nothing LISTENs or keeps a cursor (tests/unit/test_session_state.py holds the code to
+    that). asyncpg's default reset costs a round trip (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) on
+    every release, on every hot loop."""
+
+
 async def create_pool(settings: ServiceSettings, *, application_name: str) -> asyncpg.Pool:
     """A connection pool for one service; the caller closes it."""
     pool = await asyncpg.create_pool(
@@ -94,6 +102,7 @@ async def create_pool(settings: ServiceSettings, *, application_name: str) -> as
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         init=_init_connection,
+        reset=_keep_session,
         server_settings=server_settings(settings, application_name=application_name),
         # A statement the server has not answered this long after its own timeout means the server (or the
         # way to it) is gone: TimeoutError, an infrastructure error, retried until it is back.

@@ -212,7 +212,7 @@ async def test_one_notification_that_cannot_be_sent_fails_alone_and_the_others_g
     assert len(broken.sent) == 1
     [dead] = [m for m in h.uow.published if m.topic == "t.ops.deadletter.v1"]
     assert "original-topic" not in dead.headers
-    assert b"bad" not in dead.payload
+    assert b"https://bad" not in dead.payload
 
 
 def _fields(planned):

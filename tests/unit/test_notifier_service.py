@@ -1,6 +1,7 @@
 """The notifier's service layer with the in-memory unit of work and store (milliseconds, no broker or
 database): handling case events, and the sender's decisions — each notification on its own, outages
-paused rather than failed, nothing for closed cases, no escalation once acknowledged."""
+paused rather than failed, nothing for closed cases, no escalation once acknowledged, outcomes recorded
+together."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from caseway_notifier.adapters.memory import InMemoryNotifierStore
 from caseway_notifier.domain.batch import Correlated
 from caseway_notifier.domain.directory import Directory
 from caseway_notifier.domain.planning import plan_escalation
+from caseway_notifier.service import sending
 from caseway_notifier.service.case_events import CaseEvents
 from caseway_notifier.service.messages import Messages
 from caseway_notifier.service.sending import Sender
@@ -301,3 +303,66 @@ async def test_an_unassigned_department_hears_nothing_more_of_the_case():
     # A redelivered unassignment changes nothing.
     await h.case_events().handle([(handed_over[0], "c")])
     assert h.store.cases[event.case_id].departments == ("waste",)
+
+
+# --- outcomes: recorded together, history only where a row cannot tell it -----------------------
+
+
+def _sent(*channels: InMemoryChannel) -> list[str]:
+    return sorted(m.key for channel in channels for m in channel.sent)
+
+
+async def test_the_outcomes_of_a_batch_are_recorded_in_one_unit_of_work():
+    h = Harness()
+    await h.case_events().handle([(_opened("waste"), "c") for _ in range(5)])
+    committed = h.uow.committed
+    assert await h.sender().deliver_due() == 10
+    assert h.uow.committed - committed == 2  # the claim, then every outcome at once
+    [written] = [keys for table, keys in h.store.writes if table == "outcomes"]
+    assert written == sorted(h.store.notifications)
+    assert len(h.published("NotificationSent")) == 10
+
+
+async def test_a_first_success_writes_no_attempt_but_a_retried_notification_keeps_every_attempt():
+    h = Harness()
+    h.webhook.fail_with = TransientDeliveryError("HTTP 503")
+    await h.case_events().handle([(_opened("waste"), "c")])
+    sender = h.sender()
+    await sender.deliver_due()
+    h.webhook.fail_with = None
+    h.clock.now += timedelta(seconds=h.settings.retry_max_seconds + 1)
+    await sender.deliver_due()
+    assert {n.status for n in h.store.notifications.values()} == {"sent"}
+    assert [(o.key.split("|")[2], o.outcome, o.attempt) for o in h.store.attempts] == [
+        ("webhook", "retry", 1),
+        ("webhook", "sent", 2),
+    ]
+
+
+async def test_an_outcome_that_cannot_be_recorded_holds_back_no_other_and_is_not_sent_again_while_leased(
+    monkeypatch,
+):
+    @dataclass
+    class Refuses(InMemoryNotifierStore):
+        refused: set[str] = field(default_factory=set)
+
+        async def record_outcomes(self, outcomes):
+            if self.refused & {o.key for o in outcomes}:
+                raise ValueError("cannot record this one")
+            await super().record_outcomes(outcomes)
+
+    monkeypatch.setattr(sending, "_RECORD_TRIES", 1)  # give up at once rather than back off for a minute
+    h = Harness(store=Refuses())
+    await h.case_events().handle([(_opened("waste"), "c"), (_opened("waste"), "c")])
+    bad = min(h.store.notifications)
+    h.store.refused.add(bad)
+    sender = h.sender()
+    assert await sender.deliver_due() == 4
+    assert len(_sent(h.email, h.webhook)) == 4
+    assert {k: n.status for k, n in h.store.notifications.items() if n.status != "sent"} == {bad: "sending"}
+    assert await sender.deliver_due() == 0  # its lease holds: it is not sent again
+    assert len(_sent(h.email, h.webhook)) == 4
+    h.store.refused.clear()
+    h.clock.now += timedelta(seconds=h.settings.claim_lease_seconds + 1)
+    assert await sender.deliver_due() == 1  # then at least once more, the key with it
+    assert h.store.status(bad) == "sent"

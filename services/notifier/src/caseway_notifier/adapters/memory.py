@@ -39,7 +39,7 @@ class InMemoryNotifierStore:
     escalated: set[UUID] = field(default_factory=set)
     notifications: dict[str, StoredNotification] = field(default_factory=dict)
     entries: dict[str, DigestEntry] = field(default_factory=dict)
-    attempts: list[Outcome] = field(default_factory=list)
+    attempts: list[Outcome] = field(default_factory=list)  # the outcomes kept in history, as written
     writes: list[tuple[str, list[str]]] = field(default_factory=list)  # (table, keys in the order written)
 
     async def load_cases(self, case_ids: Iterable[UUID]) -> dict[UUID, CaseState]:
@@ -111,17 +111,22 @@ class InMemoryNotifierStore:
                 )
         return grouped
 
-    async def record_outcome(self, outcome: Outcome) -> None:
-        n = self.notifications[outcome.key]
-        n.status, n.failures, n.claimed_until, n.last_error = (
-            outcome.status,
-            outcome.failures,
-            None,
-            outcome.error,
-        )
-        n.attempts += 1 if outcome.tried else 0
-        n.not_before = outcome.not_before or n.not_before
-        self.attempts.append(outcome)
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        ordered = sorted(outcomes, key=lambda o: o.key)
+        self.writes.append(("outcomes", [o.key for o in ordered]))
+        for outcome in ordered:
+            n = self.notifications.get(outcome.key)
+            if n is None:  # as an UPDATE that finds no row: nothing to record
+                continue
+            n.status, n.failures, n.claimed_until, n.last_error = (
+                outcome.status,
+                outcome.failures,
+                None,
+                outcome.error,
+            )
+            n.attempts += 1 if outcome.tried else 0
+            n.not_before = outcome.not_before or n.not_before
+        self.attempts.extend(o for o in ordered if o.kept_in_history and o.key in self.notifications)
 
     async def release(self, keys: Sequence[str], *, not_before: datetime) -> None:
         for key in keys:

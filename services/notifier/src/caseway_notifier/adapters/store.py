@@ -1,5 +1,6 @@
 """The notifier's tables on PostgreSQL: a row per notification key, recorded before anything is sent;
-every delivery attempt; the entries folded into digests; and the notifier's view of each case.
+the delivery attempts its own row cannot tell (all but a success at the first try); the entries folded
+into digests; and the notifier's view of each case.
 
 Every write is keyed (`ON CONFLICT DO NOTHING` on the notification key, the entry key, the case id), so a
 redelivered or replayed event changes nothing; every batch is one statement per table, its rows in key
@@ -152,31 +153,42 @@ class NotifierStore:
             )
         return grouped
 
-    async def record_outcome(self, outcome: Outcome) -> None:
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        ordered = sorted(outcomes, key=lambda o: o.key)
+        # One statement: every notification's new state, and the attempts kept in history (a data-modifying
+        # WITH runs whole whatever the outer statement reads of it).
         await self._db.execute(
             """
-            UPDATE notifier.notifications
-            SET status = $2, attempts = attempts + $3, failures = $4, claimed_until = NULL,
-                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END,
-                last_error = $6, not_before = coalesce($7, not_before)
-            WHERE notification_key = $1
+            WITH o AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::timestamptz[],
+                                     $6::text[], $7::timestamptz[], $8::integer[], $9::text[], $10::boolean[])
+                     AS u(k, status, tried, failures, at, error, not_before, attempt, outcome, kept)
+            ), updated AS (
+                UPDATE notifier.notifications n
+                SET status = o.status, attempts = n.attempts + o.tried, failures = o.failures,
+                    claimed_until = NULL, sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE n.sent_at END,
+                    last_error = o.error, not_before = coalesce(o.not_before, n.not_before)
+                FROM o WHERE n.notification_key = o.k
+                RETURNING n.notification_key
+            )
+            INSERT INTO notifier.attempts (notification_key, at, attempt, outcome, error)
+            SELECT o.k, o.at, o.attempt, o.outcome, o.error
+            FROM o JOIN updated u ON u.notification_key = o.k
+            WHERE o.kept
+            ORDER BY o.k
             """,
-            outcome.key,
-            outcome.status,
-            1 if outcome.tried else 0,
-            outcome.failures,
-            outcome.at,
-            outcome.error,
-            outcome.not_before,
-        )
-        await self._db.execute(
-            "INSERT INTO notifier.attempts (notification_key, at, attempt, outcome, error)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            outcome.key,
-            outcome.at,
-            outcome.attempt,
-            outcome.outcome,
-            outcome.error,
+            [o.key for o in ordered],
+            [o.status for o in ordered],
+            [1 if o.tried else 0 for o in ordered],
+            [o.failures for o in ordered],
+            [o.at for o in ordered],
+            [o.error for o in ordered],
+            [o.not_before for o in ordered],
+            [o.attempt for o in ordered],
+            [o.outcome for o in ordered],
+            [o.kept_in_history for o in ordered],
         )
 
     async def release(self, keys: Sequence[str], *, not_before: datetime) -> None:

@@ -79,6 +79,12 @@ class Outcome:
     error: str | None = None
     not_before: datetime | None = None
 
+    @property
+    def kept_in_history(self) -> bool:
+        """Whether it gets a row of its own in the notification's attempts: everything but a success at
+        the first try, which the notification's own row says whole (sent, one attempt, `sent_at`)."""
+        return not (self.outcome == "sent" and self.attempt == 1)
+
 
 class NotifierRepositories(Protocol):
     """The notifier's tables, within one unit of work."""
@@ -103,7 +109,10 @@ class NotifierRepositories(Protocol):
 
     async def digest_entries(self, digest_keys: Iterable[str]) -> Mapping[str, list[FoldedEntry]]: ...
 
-    async def record_outcome(self, outcome: Outcome) -> None: ...
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Record what became of claimed notifications, all at once (their lease ends); the attempts
+        keep those `kept_in_history`."""
+        ...
 
     async def release(self, keys: Sequence[str], *, not_before: datetime) -> None:
         """Put claimed notifications that were not tried back to 'pending'."""

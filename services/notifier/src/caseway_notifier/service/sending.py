@@ -1,12 +1,16 @@
 """Delivering due notifications (the sender loops), each notification on its own.
 
 A round claims due notifications (marked 'sending', with a lease, and committed before anything is
-sent), then delivers each on its own and records each outcome in its own short unit of work: no
-transaction is open while a message is on its way, one notification's failure is its own (it is
-classified, see `domain.delivery`), and a commit that fails is retried rather than undoing the others.
-What the domain says must not go any more (a closed case, an acknowledged case's escalation, a digest
-left with nothing to say) is suppressed instead of sent. A destination in an outage is paused by its
-circuit breaker; its claimed notifications go back to pending without spending their retry budget.
+sent), then delivers each on its own: no transaction is open while a message is on its way, and one
+notification's failure is its own (it is classified, see `domain.delivery`). Outcomes are recorded
+together: while one unit of work writes the outcomes that were ready, those that finish meanwhile wait
+and go in the next (one statement for all of them). A write that fails is retried; one that fails for
+something other than an outage is split, so one outcome that cannot be recorded holds back no other.
+An outcome that could not be recorded leaves its notification claimed: nobody sends it again until its
+lease has run out. What the domain says must not go any more (a closed case, an acknowledged case's
+escalation, a digest left with nothing to say) is suppressed instead of sent. A destination in an
+outage is paused by its circuit breaker; its claimed notifications go back to pending without spending
+their retry budget.
 
 On shutdown (the loops are cancelled) nothing new starts: what is on its way finishes and is recorded,
 and what was claimed but not started goes back to pending, so a restart repeats nothing. Only a process
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -38,6 +43,7 @@ from caseway_notifier.domain.kinds import DIGEST_KINDS
 from caseway_notifier.domain.wording import compose_digest
 from caseway_notifier.service.ports import Message, Outcome
 from caseway_shared.backoff import backoff_delay
+from caseway_shared.consuming import is_infrastructure_error, is_transient_error
 from caseway_shared.events import CaseStatus, NotificationKind
 
 if TYPE_CHECKING:
@@ -59,6 +65,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _RECORD_TRIES = 8  # recording an outcome is retried for about a minute before the lease decides
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """A notification's outcome, to record (and publish) with the others that are ready."""
+
+    claimed: Claimed
+    outcome: Outcome
+    cases: Sequence[UUID]
 
 
 class Sender:
@@ -94,6 +109,9 @@ class Sender:
             name: asyncio.Semaphore(concurrency.get(name, settings.send_concurrency)) for name in channels
         }
         self._no_channel = asyncio.Semaphore(1)
+        # Outcomes waiting for the unit of work that records them, and the task writing them.
+        self._unrecorded: list[tuple[_Done, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Deliver now: notifications were just recorded."""
@@ -158,7 +176,7 @@ class Sender:
             paused = self._breakers.outage_until(destination(claimed.channel, claimed.address))
             await self._release(claimed, until=paused or self._clock())
             return
-        await self._record(claimed, outcome, cases)
+        await self._record(_Done(claimed, outcome, cases))
 
     async def _attempt(
         self, claimed: Claimed, entries: Sequence[FoldedEntry] | None
@@ -268,22 +286,55 @@ class Sender:
             not_before=decision.retry_at,
         )
 
-    async def _record(self, claimed: Claimed, outcome: Outcome, cases: Sequence[UUID]) -> None:
-        """Record the outcome and publish what it says, in one unit of work; a failed commit is retried
-        (the message went: recording it is what stops it going again)."""
+    async def _record(self, done: _Done) -> None:
+        """Record `done` with the other outcomes that are ready: while one unit of work is being written,
+        outcomes wait and go together in the next. Returns once it is recorded (or given up: its lease
+        then decides)."""
+        future = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((done, future))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_waiting())
+        # A delivery cancelled on shutdown stops waiting; the write it is part of goes on.
+        await asyncio.shield(future)
+
+    async def _record_waiting(self) -> None:
+        while self._unrecorded:
+            group, self._unrecorded = self._unrecorded, []
+            try:
+                await self._write([done for done, _ in group])
+            finally:
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def _write(self, group: Sequence[_Done]) -> None:
+        """Record `group`'s outcomes and publish what they say, in one unit of work. A failed commit is
+        retried (the messages went: recording them is what stops them going again); a group that fails for
+        anything but an outage or a conflict is split, so that one outcome that cannot be recorded fails
+        alone."""
         for attempt in range(_RECORD_TRIES):
             try:
                 async with self._unit_of_work() as work:
-                    await work.repositories.record_outcome(outcome)
-                    work.publish(*self._messages.outcome(claimed, outcome, cases=cases))
+                    await work.repositories.record_outcomes([done.outcome for done in group])
+                    for done in group:
+                        work.publish(*self._messages.outcome(done.claimed, done.outcome, cases=done.cases))
             except Exception as error:
                 log.warning(
-                    "outcome_not_recorded", notification_key=claimed.key, error=f"{type(error).__name__}"
+                    "outcomes_not_recorded",
+                    notification_keys=[done.claimed.key for done in group][:10],
+                    outcomes=len(group),
+                    error=type(error).__name__,
                 )
-                await asyncio.sleep(backoff_delay(attempt + 1, base=0.2, cap=10.0, jitter=random.random()))  # noqa: S311
+                if len(group) > 1 and not (is_infrastructure_error(error) or is_transient_error(error)):
+                    await asyncio.gather(*(self._write([done]) for done in group))
+                    return
+                if attempt + 1 < _RECORD_TRIES:
+                    jitter = random.random()  # noqa: S311 - jitter, not security
+                    await asyncio.sleep(backoff_delay(attempt + 1, base=0.2, cap=10.0, jitter=jitter))
             else:
                 return
-        log.error("outcome_lost", notification_key=claimed.key)  # its lease will make it due again
+        for done in group:  # still claimed: nobody sends it again before its lease runs out
+            log.error("outcome_lost", notification_key=done.claimed.key)
 
     async def _release(self, claimed: Claimed, *, until: datetime) -> None:
         with contextlib.suppress(Exception):  # if this fails too, the lease releases it

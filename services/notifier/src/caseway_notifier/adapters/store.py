@@ -5,8 +5,9 @@ into digests; and the notifier's view of each case.
 Every write is keyed (`ON CONFLICT DO NOTHING` on the notification key, the entry key, the case id), so a
 redelivered or replayed event changes nothing; every batch is one statement per table, its rows in key
 order (so that replicas lock them in the same order). A notification moves pending -> sending (claimed,
-with a lease, committed before the send) -> sent, failed, suppressed, or pending again; a lease that
-expires (a sender that died mid-send) makes it due again.
+with a lease, committed before the send: as it is recorded, when the sender takes it at once, or by the
+sender's sweep) -> sent, failed, suppressed, or pending again; a lease that expires (a sender that died
+mid-send) makes it due again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from caseway_notifier.domain.cases import CaseState
-from caseway_notifier.service.ports import Claimed, FoldedEntry
+from caseway_notifier.service.ports import Claimed, FoldedEntry, Recorded
 from caseway_shared.events import CaseStatus, Priority
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from caseway_notifier.domain.batch import Correlated
     from caseway_notifier.domain.planning import DigestEntry, PlannedNotification
-    from caseway_notifier.service.ports import Outcome
+    from caseway_notifier.service.ports import Lease, Outcome
     from caseway_shared.db import DbConnection
 
 # The SQL twin of `caseway_notifier.domain.delivery.destination` (what one circuit breaker covers).
@@ -41,28 +42,58 @@ class NotifierStore:
 
     # --- planning -------------------------------------------------------------------------------------
 
-    async def record_planned(self, planned: Sequence[Correlated[PlannedNotification]]) -> set[str]:
+    async def record_planned(
+        self, planned: Sequence[Correlated[PlannedNotification]], *, lease: Lease | None = None
+    ) -> Recorded:
         if not planned:
-            return set()
+            return Recorded(new=set(), claimed=[])
+        keys = lease.keys if lease is not None else frozenset()
         rows = await self._db.fetch(
             """
             INSERT INTO notifier.notifications (notification_key, case_id, reference, team, channel, address,
-                kind, status, subject, body, not_before, correlation_id)
-            SELECT k, c, r, t, ch, a, kd, 'pending', s, b, nb, cid
+                kind, status, subject, body, not_before, correlation_id, claimed_until)
+            SELECT k, c, r, t, ch, a, kd, CASE WHEN cl THEN 'sending' ELSE 'pending' END, s, b, nb, cid,
+                   CASE WHEN cl THEN $13::timestamptz END
             FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                        $8::text[], $9::text[], $10::timestamptz[], $11::text[])
-                 AS u(k, c, r, t, ch, a, kd, s, b, nb, cid)
+                        $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::boolean[])
+                 AS u(k, c, r, t, ch, a, kd, s, b, nb, cid, cl)
             ORDER BY k
             ON CONFLICT (notification_key) DO NOTHING
-            RETURNING notification_key
+            RETURNING notification_key, status = 'sending' AS claimed,
+                CASE WHEN status = 'sending' THEN
+                    (SELECT c.status FROM notifier.cases c WHERE c.case_id = notifications.case_id)
+                END AS case_status
             """,
             *_columns(
                 [p.item for p in planned],
                 "key case_id reference team channel address kind subject body not_before",
             ),
             [p.correlation_id for p in planned],
+            [p.item.key in keys for p in planned],
+            lease.until if lease is not None else None,
         )
-        return {row["notification_key"] for row in rows}
+        new = {row["notification_key"]: row for row in rows}
+        claimed = [
+            Claimed(
+                key=p.item.key,
+                case_id=p.item.case_id,
+                reference=p.item.reference,
+                team=p.item.team,
+                channel=p.item.channel,
+                address=p.item.address,
+                kind=p.item.kind,
+                subject=p.item.subject,
+                body=p.item.body,
+                attempts=0,
+                failures=0,
+                correlation_id=p.correlation_id,
+                case_status=_status(new[p.item.key]["case_status"]),
+                claimed_until=lease.until if lease is not None else None,
+            )
+            for p in planned
+            if p.item.key in new and new[p.item.key]["claimed"]
+        ]
+        return Recorded(new=set(new), claimed=claimed)
 
     async def record_entries(self, entries: Sequence[DigestEntry]) -> set[str]:
         if not entries:
@@ -126,7 +157,8 @@ class NotifierStore:
                 attempts=row["attempts"],
                 failures=row["failures"],
                 correlation_id=row["correlation_id"],
-                case_status=None if row["case_status"] is None else CaseStatus(row["case_status"]),
+                case_status=_status(row["case_status"]),
+                claimed_until=lease_until,
             )
             for row in rows
         ]
@@ -267,6 +299,10 @@ class NotifierStore:
 def _columns(items: Sequence[object], names: str) -> list[list[object]]:
     """One list per attribute named in `names`, for unnest."""
     return [[getattr(item, name) for item in items] for name in names.split()]
+
+
+def _status(value: str | None) -> CaseStatus | None:
+    return None if value is None else CaseStatus(value)
 
 
 def _state(row: asyncpg.Record) -> CaseState:

@@ -1,6 +1,6 @@
 """What the service layer needs from storage, channels and rate limits (implemented by the adapters:
-`adapters.store` on PostgreSQL, `adapters.memory` in memory for unit tests), and the records that cross
-that line."""
+`adapters.store` on PostgreSQL, `adapters.memory` in memory for unit tests), what those who record
+notifications need from the sender (`Dispatch`), and the records that cross those lines."""
 
 from __future__ import annotations
 
@@ -56,6 +56,25 @@ class Claimed:
     failures: int
     correlation_id: str
     case_status: CaseStatus | None  # the case's status now (None for a team's digest or an unknown case)
+    claimed_until: datetime | None = None  # its lease: after it, another sender may claim it
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Which notifications to claim for the sender as they are recorded (marked 'sending' in the same
+    transaction), and until when: if the sender dies before recording their outcome, they fall due again
+    then, for any sender's sweep."""
+
+    keys: frozenset[str]
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `record_planned` did: the keys that were new, and those of them claimed under the lease."""
+
+    new: set[str]
+    claimed: list[Claimed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +112,11 @@ class NotifierRepositories(Protocol):
 
     async def save_cases(self, cases: Sequence[Correlated[CaseState]]) -> None: ...
 
-    async def record_planned(self, planned: Sequence[Correlated[PlannedNotification]]) -> set[str]:
-        """Record notifications as pending; returns the keys that are new."""
+    async def record_planned(
+        self, planned: Sequence[Correlated[PlannedNotification]], *, lease: Lease | None = None
+    ) -> Recorded:
+        """Record notifications as pending, those new ones that `lease` names as claimed ('sending'
+        until its end, each with its case's status now); returns the keys that are new, and the claimed."""
         ...
 
     async def record_entries(self, entries: Sequence[DigestEntry]) -> set[str]:
@@ -119,3 +141,18 @@ class NotifierRepositories(Protocol):
         ...
 
     async def claim_escalations(self, *, now: datetime, limit: int) -> list[tuple[CaseState, str]]: ...
+
+
+class Dispatch(Protocol):
+    """The sender, as those who record notifications see it: it says which of them it takes at once, and
+    is handed them, claimed, once they are committed."""
+
+    def lease_for(self, planned: Sequence[PlannedNotification], *, now: datetime) -> Lease:
+        """Which of `planned` to claim for it as they are recorded (due now, not a digest, not to a paused
+        destination, as many as it has room for), and until when."""
+        ...
+
+    def hand_off(self, claimed: Sequence[Claimed], *, left_due: bool) -> None:
+        """Deliver `claimed` (committed as claimed). `left_due`: new notifications that are due were left
+        for the sweep (no room, a paused destination), so it should look now."""
+        ...

@@ -1,4 +1,5 @@
-"""The notifier's pure rules: hours, digests, escalation, message text, tokens, pacing."""
+"""The notifier's pure rules: hours, digests, escalation, message text, tokens, pacing, and which alerts
+the sender takes at once."""
 
 import base64
 import hashlib
@@ -11,9 +12,10 @@ from uuid import uuid4
 from caseway_notifier.adapters.channels import notify_token
 from caseway_notifier.adapters.rate_limit import TokenBucket
 from caseway_notifier.domain.cases import apply_event
+from caseway_notifier.domain.delivery import hand_off_keys, left_due
 from caseway_notifier.domain.directory import Directory, QuietHours, WorkingHours, load_directory
 from caseway_notifier.domain.hours import digest_period, next_allowed_time, quiet_until
-from caseway_notifier.domain.planning import plan_escalation, plan_notifications
+from caseway_notifier.domain.planning import PlannedNotification, plan_escalation, plan_notifications
 from caseway_notifier.domain.wording import compose_digest
 from caseway_shared.backoff import backoff_delay
 from caseway_shared.council import LIVERPOOL_DIR
@@ -245,3 +247,39 @@ def test_channels_through_notify_share_one_bucket_at_notify_s_rate():
     assert limits["sms"].rate == 3000 / 60
     assert "webhook" not in limits
     assert "email" not in default_limits(NotifierSettings())
+
+
+def test_the_sender_takes_at_once_only_alerts_due_now_not_digests_nor_paused_and_as_many_as_it_has_room_for():
+    now = MONDAY_NOON
+
+    def planned(
+        key, *, channel="email", address="a@example.org", kind=NotificationKind.NEW_CASE, later=False
+    ):
+        return PlannedNotification(
+            key=key,
+            case_id=uuid4(),
+            reference="LV-1",
+            team="t",
+            channel=channel,
+            address=address,
+            kind=kind,
+            subject="s",
+            body="b",
+            not_before=now + timedelta(hours=1) if later else now,
+        )
+
+    alerts = [
+        planned("d"),
+        planned("a"),
+        planned("held", later=True),
+        planned("digest", kind=NotificationKind.NEW_CASES_DIGEST),
+        planned("hook-down", channel="webhook", address="https://down.example.org/x"),
+        planned("c", channel="webhook", address="https://up.example.org/x"),
+    ]
+    paused = ["webhook:https://down.example.org/x"]
+    assert hand_off_keys(alerts, now=now, paused=paused, room=10) == {"a", "c", "d"}
+    assert hand_off_keys(alerts, now=now, paused=paused, room=2) == {"a", "c"}  # first in key order
+    assert hand_off_keys(alerts, now=now, paused=paused, room=0) == frozenset()
+    # What was due and new but not taken (no room, a paused destination) is the sweep's, now.
+    assert left_due(alerts, new={"a", "c", "d"}, claimed={"a", "c"}, now=now)
+    assert not left_due(alerts, new={"a", "held"}, claimed={"a"}, now=now)

@@ -1,6 +1,7 @@
 """The notifier's service layer with the in-memory unit of work and store (milliseconds, no broker or
-database): handling case events, and the sender's decisions — each notification on its own, outages
-paused rather than failed, nothing for closed cases, no escalation once acknowledged."""
+database): handling case events, the hand-off of what is recorded to the sender, and the sender's
+decisions — each notification on its own, outcomes recorded together, outages paused rather than
+failed, nothing for closed cases, no escalation once acknowledged."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from caseway_notifier.adapters.memory import InMemoryNotifierStore
 from caseway_notifier.domain.batch import Correlated
 from caseway_notifier.domain.directory import Directory
 from caseway_notifier.domain.planning import plan_escalation
+from caseway_notifier.service import sending
 from caseway_notifier.service.case_events import CaseEvents
 from caseway_notifier.service.messages import Messages
 from caseway_notifier.service.sending import Sender
@@ -88,13 +90,14 @@ class Harness:
             breaker_cooldown_seconds=10,
         )
 
-    def case_events(self) -> CaseEvents:
+    def case_events(self, *, dispatch: object = None, ignore_hours: bool = True) -> CaseEvents:
         return CaseEvents(
             unit_of_work=self.uow,
             directory=self.directory,
             messages=self.messages,
             clock=self.clock,
-            ignore_hours=True,
+            ignore_hours=ignore_hours,
+            **({"dispatch": dispatch} if dispatch is not None else {}),
         )
 
     def sender(self) -> Sender:
@@ -186,7 +189,7 @@ async def test_one_notification_that_cannot_be_sent_fails_alone_and_the_others_g
     assert len(broken.sent) == 1
     [dead] = [m for m in h.uow.published if m.topic == "t.ops.deadletter.v1"]
     assert "original-topic" not in dead.headers
-    assert b"bad" not in dead.payload
+    assert b"https://bad" not in dead.payload
 
 
 def _fields(planned):
@@ -268,3 +271,135 @@ async def test_an_unassigned_department_hears_nothing_more_of_the_case():
     # A redelivered unassignment changes nothing.
     await h.case_events().handle([(handed_over[0], "c")])
     assert h.store.cases[event.case_id].departments == ("waste",)
+
+
+# --- outcomes: recorded together, history only where a row cannot tell it -----------------------
+
+
+def _sent(*channels: InMemoryChannel) -> list[str]:
+    return sorted(m.key for channel in channels for m in channel.sent)
+
+
+async def test_the_outcomes_of_a_batch_are_recorded_in_one_unit_of_work():
+    h = Harness()
+    await h.case_events().handle([(_opened("waste"), "c") for _ in range(5)])
+    committed = h.uow.committed
+    assert await h.sender().deliver_due() == 10
+    assert h.uow.committed - committed == 2  # the claim, then every outcome at once
+    [written] = [keys for table, keys in h.store.writes if table == "outcomes"]
+    assert written == sorted(h.store.notifications)
+    assert len(h.published("NotificationSent")) == 10
+
+
+async def test_a_first_success_writes_no_attempt_but_a_retried_notification_keeps_every_attempt():
+    h = Harness()
+    h.webhook.fail_with = TransientDeliveryError("HTTP 503")
+    await h.case_events().handle([(_opened("waste"), "c")])
+    sender = h.sender()
+    await sender.deliver_due()
+    h.webhook.fail_with = None
+    h.clock.now += timedelta(seconds=h.settings.retry_max_seconds + 1)
+    await sender.deliver_due()
+    assert {n.status for n in h.store.notifications.values()} == {"sent"}
+    assert [(o.key.split("|")[2], o.outcome, o.attempt) for o in h.store.attempts] == [
+        ("webhook", "retry", 1),
+        ("webhook", "sent", 2),
+    ]
+
+
+async def test_an_outcome_that_cannot_be_recorded_holds_back_no_other_and_is_not_sent_again_while_leased(
+    monkeypatch,
+):
+    @dataclass
+    class Refuses(InMemoryNotifierStore):
+        refused: set[str] = field(default_factory=set)
+
+        async def record_outcomes(self, outcomes):
+            if self.refused & {o.key for o in outcomes}:
+                raise ValueError("cannot record this one")
+            await super().record_outcomes(outcomes)
+
+    monkeypatch.setattr(sending, "_RECORD_TRIES", 1)  # give up at once rather than back off for a minute
+    h = Harness(store=Refuses())
+    await h.case_events().handle([(_opened("waste"), "c"), (_opened("waste"), "c")])
+    bad = min(h.store.notifications)
+    h.store.refused.add(bad)
+    sender = h.sender()
+    assert await sender.deliver_due() == 4
+    assert len(_sent(h.email, h.webhook)) == 4
+    assert {k: n.status for k, n in h.store.notifications.items() if n.status != "sent"} == {bad: "sending"}
+    assert await sender.deliver_due() == 0  # its lease holds: it is not sent again
+    assert len(_sent(h.email, h.webhook)) == 4
+    h.store.refused.clear()
+    h.clock.now += timedelta(seconds=h.settings.claim_lease_seconds + 1)
+    assert await sender.deliver_due() == 1  # then at least once more, the key with it
+    assert h.store.status(bad) == "sent"
+
+
+# --- the hand-off: what is recorded goes straight to the sender --------------------------------------
+
+
+async def test_a_recorded_alert_is_handed_to_the_sender_and_sent_without_a_sweep():
+    h = Harness()
+    sender = h.sender()
+    event = _opened("waste")
+    await h.case_events(dispatch=sender).handle([(event, "c")])
+    keys = sorted(h.store.notifications)
+    assert {h.store.status(k) for k in keys} == {"sending"}  # claimed in the unit that recorded them
+    await sender.delivered()  # no deliver_due: nothing swept the table
+    assert _sent(h.email, h.webhook) == keys
+    assert {h.store.status(k) for k in keys} == {"sent"}
+    assert len(h.published("NotificationSent")) == 2
+    assert h.uow.committed == 2  # the case events' unit, then both outcomes in one
+
+
+async def test_a_crash_between_recording_and_sending_leaves_the_alert_to_the_sweep_once_its_lease_ends():
+    h = Harness()
+
+    class DiesBeforeSending:
+        """The process that recorded the alerts is killed before its sender gets to them."""
+
+        def __init__(self) -> None:
+            self.sender = h.sender()
+
+        def lease_for(self, planned, *, now):
+            return self.sender.lease_for(planned, now=now)
+
+        def hand_off(self, claimed, *, left_due):
+            assert claimed
+
+    await h.case_events(dispatch=DiesBeforeSending()).handle([(_opened("waste"), "c")])
+    keys = sorted(h.store.notifications)
+    restarted = h.sender()
+    assert await restarted.deliver_due() == 0  # still leased to the dead process: not sent twice at once
+    h.clock.now += timedelta(seconds=h.settings.claim_lease_seconds + 1)
+    assert await restarted.deliver_due() == 2
+    assert _sent(h.email, h.webhook) == keys
+    assert {h.store.status(k) for k in keys} == {"sent"}
+
+
+async def test_alerts_held_for_working_hours_or_folded_into_a_digest_wait_for_the_sweep():
+    h = Harness()
+    h.clock.now = datetime(2026, 11, 28, 12, tzinfo=UTC)  # a Saturday: waste's alerts wait for Monday
+    sender = h.sender()
+    await h.case_events(dispatch=sender, ignore_hours=False).handle([(_opened("waste", "parks"), "c")])
+    await sender.delivered()
+    assert _sent(h.email, h.webhook) == []
+    assert {n.status for n in h.store.notifications.values()} == {"pending"}
+    assert any("new-cases-digest" in k for k in h.store.notifications)  # parks' digest, for later
+    h.clock.now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    assert await sender.deliver_due() == len(h.store.notifications)
+    assert {n.status for n in h.store.notifications.values()} == {"sent"}
+
+
+async def test_a_handed_off_alert_whose_lease_runs_out_before_its_turn_is_left_to_the_sweep():
+    h = Harness()
+    sender = h.sender()
+    await h.case_events(dispatch=sender).handle([(_opened("waste"), "c")])
+    h.clock.now += timedelta(seconds=h.settings.claim_lease_seconds)  # it waited in memory too long
+    await sender.delivered()
+    assert _sent(h.email, h.webhook) == []  # another sender may have claimed it by now
+    assert {n.status for n in h.store.notifications.values()} == {"sending"}
+    h.clock.now += timedelta(seconds=1)
+    assert await h.sender().deliver_due() == 2
+    assert len(_sent(h.email, h.webhook)) == 2

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from caseway_notifier.domain.delivery import destination
-from caseway_notifier.service.ports import Claimed, FoldedEntry
+from caseway_notifier.service.ports import Claimed, FoldedEntry, Recorded
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from caseway_notifier.domain.batch import Correlated
     from caseway_notifier.domain.cases import CaseState
     from caseway_notifier.domain.planning import DigestEntry, PlannedNotification
-    from caseway_notifier.service.ports import Outcome
+    from caseway_notifier.service.ports import Lease, Outcome
 
 
 @dataclass
@@ -39,7 +39,7 @@ class InMemoryNotifierStore:
     escalated: set[UUID] = field(default_factory=set)
     notifications: dict[str, StoredNotification] = field(default_factory=dict)
     entries: dict[str, DigestEntry] = field(default_factory=dict)
-    attempts: list[Outcome] = field(default_factory=list)
+    attempts: list[Outcome] = field(default_factory=list)  # the outcomes kept in history, as written
     writes: list[tuple[str, list[str]]] = field(default_factory=list)  # (table, keys in the order written)
 
     async def load_cases(self, case_ids: Iterable[UUID]) -> dict[UUID, CaseState]:
@@ -50,16 +50,20 @@ class InMemoryNotifierStore:
         for case in cases:
             self.cases[case.item.case_id] = case.item
 
-    async def record_planned(self, planned: Sequence[Correlated[PlannedNotification]]) -> set[str]:
+    async def record_planned(
+        self, planned: Sequence[Correlated[PlannedNotification]], *, lease: Lease | None = None
+    ) -> Recorded:
         self.writes.append(("notifications", [p.item.key for p in planned]))
-        new = set()
+        new, claimed = set(), []
         for p in planned:
             if p.item.key not in self.notifications:
-                self.notifications[p.item.key] = StoredNotification(
-                    p.item, p.correlation_id, not_before=p.item.not_before
-                )
+                n = StoredNotification(p.item, p.correlation_id, not_before=p.item.not_before)
+                self.notifications[p.item.key] = n
                 new.add(p.item.key)
-        return new
+                if lease is not None and p.item.key in lease.keys:
+                    n.status, n.claimed_until = "sending", lease.until
+                    claimed.append(self._claimed(p.item.key, n))
+        return Recorded(new=new, claimed=claimed)
 
     async def record_entries(self, entries: Sequence[DigestEntry]) -> set[str]:
         self.writes.append(("digest_entries", [e.entry_key for e in entries]))
@@ -80,26 +84,28 @@ class InMemoryNotifierStore:
             if len(claimed) == limit:
                 break
             n.status, n.claimed_until = "sending", lease_until
-            case = self.cases.get(n.planned.case_id) if n.planned.case_id else None
-            p = n.planned
-            claimed.append(
-                Claimed(
-                    key=key,
-                    case_id=p.case_id,
-                    reference=p.reference,
-                    team=p.team,
-                    channel=p.channel,
-                    address=p.address,
-                    kind=p.kind,
-                    subject=p.subject,
-                    body=p.body,
-                    attempts=n.attempts,
-                    failures=n.failures,
-                    correlation_id=n.correlation_id,
-                    case_status=case.status if case else None,
-                )
-            )
+            claimed.append(self._claimed(key, n))
         return claimed
+
+    def _claimed(self, key: str, n: StoredNotification) -> Claimed:
+        p = n.planned
+        case = self.cases.get(p.case_id) if p.case_id else None
+        return Claimed(
+            key=key,
+            case_id=p.case_id,
+            reference=p.reference,
+            team=p.team,
+            channel=p.channel,
+            address=p.address,
+            kind=p.kind,
+            subject=p.subject,
+            body=p.body,
+            attempts=n.attempts,
+            failures=n.failures,
+            correlation_id=n.correlation_id,
+            case_status=case.status if case else None,
+            claimed_until=n.claimed_until,
+        )
 
     async def digest_entries(self, digest_keys: Iterable[str]) -> dict[str, list[FoldedEntry]]:
         grouped: dict[str, list[FoldedEntry]] = {key: [] for key in set(digest_keys)}
@@ -111,17 +117,22 @@ class InMemoryNotifierStore:
                 )
         return grouped
 
-    async def record_outcome(self, outcome: Outcome) -> None:
-        n = self.notifications[outcome.key]
-        n.status, n.failures, n.claimed_until, n.last_error = (
-            outcome.status,
-            outcome.failures,
-            None,
-            outcome.error,
-        )
-        n.attempts += 1 if outcome.tried else 0
-        n.not_before = outcome.not_before or n.not_before
-        self.attempts.append(outcome)
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        ordered = sorted(outcomes, key=lambda o: o.key)
+        self.writes.append(("outcomes", [o.key for o in ordered]))
+        for outcome in ordered:
+            n = self.notifications.get(outcome.key)
+            if n is None:  # as an UPDATE that finds no row: nothing to record
+                continue
+            n.status, n.failures, n.claimed_until, n.last_error = (
+                outcome.status,
+                outcome.failures,
+                None,
+                outcome.error,
+            )
+            n.attempts += 1 if outcome.tried else 0
+            n.not_before = outcome.not_before or n.not_before
+        self.attempts.extend(o for o in ordered if o.kept_in_history and o.key in self.notifications)
 
     async def release(self, keys: Sequence[str], *, not_before: datetime) -> None:
         for key in keys:

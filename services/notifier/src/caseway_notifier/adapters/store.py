@@ -1,11 +1,13 @@
 """The notifier's tables on PostgreSQL: a row per notification key, recorded before anything is sent;
-every delivery attempt; the entries folded into digests; and the notifier's view of each case.
+the delivery attempts its own row cannot tell (all but a success at the first try); the entries folded
+into digests; and the notifier's view of each case.
 
 Every write is keyed (`ON CONFLICT DO NOTHING` on the notification key, the entry key, the case id), so a
 redelivered or replayed event changes nothing; every batch is one statement per table, its rows in key
 order (so that replicas lock them in the same order). A notification moves pending -> sending (claimed,
-with a lease, committed before the send) -> sent, failed, suppressed, or pending again; a lease that
-expires (a sender that died mid-send) makes it due again.
+with a lease, committed before the send: as it is recorded, when the sender takes it at once, or by the
+sender's sweep) -> sent, failed, suppressed, or pending again; a lease that expires (a sender that died
+mid-send) makes it due again.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from caseway_notifier.domain.cases import CaseState
-from caseway_notifier.service.ports import Claimed, FoldedEntry
+from caseway_notifier.service.ports import Claimed, FoldedEntry, Recorded
 from caseway_shared.events import CaseStatus, Priority
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
     from caseway_notifier.domain.batch import Correlated
     from caseway_notifier.domain.planning import DigestEntry, PlannedNotification
-    from caseway_notifier.service.ports import Outcome
+    from caseway_notifier.service.ports import Lease, Outcome
     from caseway_shared.db import DbConnection
 
 # The SQL twin of `caseway_notifier.domain.delivery.destination` (what one circuit breaker covers).
@@ -40,28 +42,58 @@ class NotifierStore:
 
     # --- planning -------------------------------------------------------------------------------------
 
-    async def record_planned(self, planned: Sequence[Correlated[PlannedNotification]]) -> set[str]:
+    async def record_planned(
+        self, planned: Sequence[Correlated[PlannedNotification]], *, lease: Lease | None = None
+    ) -> Recorded:
         if not planned:
-            return set()
+            return Recorded(new=set(), claimed=[])
+        keys = lease.keys if lease is not None else frozenset()
         rows = await self._db.fetch(
             """
             INSERT INTO notifier.notifications (notification_key, case_id, reference, team, channel, address,
-                kind, status, subject, body, not_before, correlation_id)
-            SELECT k, c, r, t, ch, a, kd, 'pending', s, b, nb, cid
+                kind, status, subject, body, not_before, correlation_id, claimed_until)
+            SELECT k, c, r, t, ch, a, kd, CASE WHEN cl THEN 'sending' ELSE 'pending' END, s, b, nb, cid,
+                   CASE WHEN cl THEN $13::timestamptz END
             FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                        $8::text[], $9::text[], $10::timestamptz[], $11::text[])
-                 AS u(k, c, r, t, ch, a, kd, s, b, nb, cid)
+                        $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::boolean[])
+                 AS u(k, c, r, t, ch, a, kd, s, b, nb, cid, cl)
             ORDER BY k
             ON CONFLICT (notification_key) DO NOTHING
-            RETURNING notification_key
+            RETURNING notification_key, status = 'sending' AS claimed,
+                CASE WHEN status = 'sending' THEN
+                    (SELECT c.status FROM notifier.cases c WHERE c.case_id = notifications.case_id)
+                END AS case_status
             """,
             *_columns(
                 [p.item for p in planned],
                 "key case_id reference team channel address kind subject body not_before",
             ),
             [p.correlation_id for p in planned],
+            [p.item.key in keys for p in planned],
+            lease.until if lease is not None else None,
         )
-        return {row["notification_key"] for row in rows}
+        new = {row["notification_key"]: row for row in rows}
+        claimed = [
+            Claimed(
+                key=p.item.key,
+                case_id=p.item.case_id,
+                reference=p.item.reference,
+                team=p.item.team,
+                channel=p.item.channel,
+                address=p.item.address,
+                kind=p.item.kind,
+                subject=p.item.subject,
+                body=p.item.body,
+                attempts=0,
+                failures=0,
+                correlation_id=p.correlation_id,
+                case_status=_status(new[p.item.key]["case_status"]),
+                claimed_until=lease.until if lease is not None else None,
+            )
+            for p in planned
+            if p.item.key in new and new[p.item.key]["claimed"]
+        ]
+        return Recorded(new=set(new), claimed=claimed)
 
     async def record_entries(self, entries: Sequence[DigestEntry]) -> set[str]:
         if not entries:
@@ -125,7 +157,8 @@ class NotifierStore:
                 attempts=row["attempts"],
                 failures=row["failures"],
                 correlation_id=row["correlation_id"],
-                case_status=None if row["case_status"] is None else CaseStatus(row["case_status"]),
+                case_status=_status(row["case_status"]),
+                claimed_until=lease_until,
             )
             for row in rows
         ]
@@ -152,31 +185,42 @@ class NotifierStore:
             )
         return grouped
 
-    async def record_outcome(self, outcome: Outcome) -> None:
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        ordered = sorted(outcomes, key=lambda o: o.key)
+        # One statement: every notification's new state, and the attempts kept in history (a data-modifying
+        # WITH runs whole whatever the outer statement reads of it).
         await self._db.execute(
             """
-            UPDATE notifier.notifications
-            SET status = $2, attempts = attempts + $3, failures = $4, claimed_until = NULL,
-                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END,
-                last_error = $6, not_before = coalesce($7, not_before)
-            WHERE notification_key = $1
+            WITH o AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::timestamptz[],
+                                     $6::text[], $7::timestamptz[], $8::integer[], $9::text[], $10::boolean[])
+                     AS u(k, status, tried, failures, at, error, not_before, attempt, outcome, kept)
+            ), updated AS (
+                UPDATE notifier.notifications n
+                SET status = o.status, attempts = n.attempts + o.tried, failures = o.failures,
+                    claimed_until = NULL, sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE n.sent_at END,
+                    last_error = o.error, not_before = coalesce(o.not_before, n.not_before)
+                FROM o WHERE n.notification_key = o.k
+                RETURNING n.notification_key
+            )
+            INSERT INTO notifier.attempts (notification_key, at, attempt, outcome, error)
+            SELECT o.k, o.at, o.attempt, o.outcome, o.error
+            FROM o JOIN updated u ON u.notification_key = o.k
+            WHERE o.kept
+            ORDER BY o.k
             """,
-            outcome.key,
-            outcome.status,
-            1 if outcome.tried else 0,
-            outcome.failures,
-            outcome.at,
-            outcome.error,
-            outcome.not_before,
-        )
-        await self._db.execute(
-            "INSERT INTO notifier.attempts (notification_key, at, attempt, outcome, error)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            outcome.key,
-            outcome.at,
-            outcome.attempt,
-            outcome.outcome,
-            outcome.error,
+            [o.key for o in ordered],
+            [o.status for o in ordered],
+            [1 if o.tried else 0 for o in ordered],
+            [o.failures for o in ordered],
+            [o.at for o in ordered],
+            [o.error for o in ordered],
+            [o.not_before for o in ordered],
+            [o.attempt for o in ordered],
+            [o.outcome for o in ordered],
+            [o.kept_in_history for o in ordered],
         )
 
     async def release(self, keys: Sequence[str], *, not_before: datetime) -> None:
@@ -255,6 +299,10 @@ class NotifierStore:
 def _columns(items: Sequence[object], names: str) -> list[list[object]]:
     """One list per attribute named in `names`, for unnest."""
     return [[getattr(item, name) for item in items] for name in names.split()]
+
+
+def _status(value: str | None) -> CaseStatus | None:
+    return None if value is None else CaseStatus(value)
 
 
 def _state(row: asyncpg.Record) -> CaseState:

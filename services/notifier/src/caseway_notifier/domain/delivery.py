@@ -1,5 +1,6 @@
-"""Deciding about a delivery (pure): whether a claimed notification is still to be sent, what an error
-means, what a notification's state is after an attempt, and when a destination is paused.
+"""Deciding about a delivery (pure): which notifications just recorded go straight to the sender, whether
+a claimed notification is still to be sent, what an error means, what a notification's state is after an
+attempt, and when a destination is paused.
 
 Every exception a channel raises is classified: a `TransientDeliveryError`, a timeout or a connection
 error may work later; a `PermanentDeliveryError` or an error in the message itself (an address or header
@@ -18,10 +19,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from caseway_notifier.domain.kinds import DIGEST_KINDS
 from caseway_shared.backoff import backoff_delay
 from caseway_shared.events import CaseStatus, NotificationKind
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Sequence
+
+    from caseway_notifier.domain.planning import PlannedNotification
 
 Verdict = Literal["transient", "permanent", "unexpected"]
 
@@ -65,6 +72,33 @@ def destination(channel: str, address: str) -> str:
     """What one circuit breaker covers: a webhook is its own destination; email and SMS go through one
     relay or API each."""
     return f"webhook:{address}" if channel == "webhook" else channel
+
+
+# --- as it is recorded: straight to the sender? ------------------------------------------------------
+
+
+def hand_off_keys(
+    planned: Sequence[PlannedNotification], *, now: datetime, paused: Collection[str], room: int
+) -> frozenset[str]:
+    """The notifications just planned that the sender takes at once, claimed as they are recorded: those
+    due now, but not a digest (what it says is read when it goes) nor one to a paused destination, and no
+    more than the sender has `room` for, first in key order. The others wait for its sweep."""
+    due = [
+        p.key
+        for p in planned
+        if p.not_before <= now
+        and p.kind not in DIGEST_KINDS
+        and destination(p.channel, p.address) not in paused
+    ]
+    return frozenset(sorted(due)[: max(room, 0)])
+
+
+def left_due(
+    planned: Iterable[PlannedNotification], *, new: Collection[str], claimed: Collection[str], now: datetime
+) -> bool:
+    """Whether a notification just recorded (`new`) is due now but was not taken at once (no room, a
+    paused destination, a digest due already): then the sweep should look now rather than at its time."""
+    return any(p.key in new and p.key not in claimed and p.not_before <= now for p in planned)
 
 
 # --- before sending: is it still wanted? --------------------------------------------------------------

@@ -132,10 +132,10 @@ def create_app(
         messages=messages,
         clock=clock,
         ignore_hours=settings.ignore_hours,
-        on_planned=sender.wake,
+        dispatch=sender,
     )
     escalations = Escalations(
-        unit_of_work=unit_of_work, directory=directory, settings=settings, clock=clock, on_planned=sender.wake
+        unit_of_work=unit_of_work, directory=directory, settings=settings, clock=clock, dispatch=sender
     )
     consumer.subscribe(runtime, case_events)
     runtime.run_in_background(sender.run)

@@ -1,5 +1,6 @@
 """Escalating cases nearing their due time unacknowledged (a scheduler): claim the due cases, plan the
-manager's alert (pure, `domain.planning.plan_escalation`) and record it, in one unit of work."""
+manager's alert (pure, `domain.planning.plan_escalation`) and record it, in one unit of work; what is due
+at once is recorded claimed for the sender and handed to it (see `service.case_events`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from caseway_notifier.domain.batch import Correlated
+from caseway_notifier.domain.delivery import left_due
 from caseway_notifier.domain.planning import plan_escalation
 
 if TYPE_CHECKING:
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from caseway_notifier.domain.directory import Directory
-    from caseway_notifier.service.ports import NotifierRepositories
+    from caseway_notifier.service.ports import Dispatch, NotifierRepositories
     from caseway_notifier.settings import NotifierSettings
     from caseway_shared.unit_of_work import UnitOfWork
 
@@ -31,13 +33,13 @@ class Escalations:
         directory: Directory,
         settings: NotifierSettings,
         clock: Callable[[], datetime],
-        on_planned: Callable[[], object] = lambda: None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._directory = directory
         self._settings = settings
         self._clock = clock
-        self._on_planned = on_planned
+        self._dispatch = dispatch
 
     async def run(self) -> None:
         """Escalate due cases until cancelled, every `escalation_poll_seconds`."""
@@ -66,9 +68,17 @@ class Escalations:
                     case, self._directory, now=now, ignore_hours=self._settings.ignore_hours
                 )
             ]
-            new = await work.repositories.record_planned(sorted(planned, key=lambda p: p.item.key))
-        if new:
-            self._on_planned()
+            planned.sort(key=lambda p: p.item.key)
+            lease = (
+                self._dispatch.lease_for([p.item for p in planned], now=now)
+                if self._dispatch is not None and planned
+                else None
+            )
+            recorded = await work.repositories.record_planned(planned, lease=lease)
+        if self._dispatch is not None and recorded.new:
+            claimed = {c.key for c in recorded.claimed}
+            waiting = left_due((p.item for p in planned), new=recorded.new, claimed=claimed, now=now)
+            self._dispatch.hand_off(recorded.claimed, left_due=waiting)
         if due:
-            log.info("cases_escalated", cases=len(due), notifications=len(new))
+            log.info("cases_escalated", cases=len(due), notifications=len(recorded.new))
         return len(due)

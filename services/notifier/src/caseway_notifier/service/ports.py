@@ -1,6 +1,6 @@
 """What the service layer needs from storage, channels and rate limits (implemented by the adapters:
-`adapters.store` on PostgreSQL, `adapters.memory` in memory for unit tests), and the records that cross
-that line."""
+`adapters.store` on PostgreSQL, `adapters.memory` in memory for unit tests), what those who record
+notifications need from the sender (`Dispatch`), and the records that cross those lines."""
 
 from __future__ import annotations
 
@@ -56,6 +56,25 @@ class Claimed:
     failures: int
     correlation_id: str
     case_status: CaseStatus | None  # the case's status now (None for a team's digest or an unknown case)
+    claimed_until: datetime | None = None  # its lease: after it, another sender may claim it
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Which notifications to claim for the sender as they are recorded (marked 'sending' in the same
+    transaction), and until when: if the sender dies before recording their outcome, they fall due again
+    then, for any sender's sweep."""
+
+    keys: frozenset[str]
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `record_planned` did: the keys that were new, and those of them claimed under the lease."""
+
+    new: set[str]
+    claimed: list[Claimed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,12 @@ class Outcome:
     error: str | None = None
     not_before: datetime | None = None
 
+    @property
+    def kept_in_history(self) -> bool:
+        """Whether it gets a row of its own in the notification's attempts: everything but a success at
+        the first try, which the notification's own row says whole (sent, one attempt, `sent_at`)."""
+        return not (self.outcome == "sent" and self.attempt == 1)
+
 
 class NotifierRepositories(Protocol):
     """The notifier's tables, within one unit of work."""
@@ -87,8 +112,11 @@ class NotifierRepositories(Protocol):
 
     async def save_cases(self, cases: Sequence[Correlated[CaseState]]) -> None: ...
 
-    async def record_planned(self, planned: Sequence[Correlated[PlannedNotification]]) -> set[str]:
-        """Record notifications as pending; returns the keys that are new."""
+    async def record_planned(
+        self, planned: Sequence[Correlated[PlannedNotification]], *, lease: Lease | None = None
+    ) -> Recorded:
+        """Record notifications as pending, those new ones that `lease` names as claimed ('sending'
+        until its end, each with its case's status now); returns the keys that are new, and the claimed."""
         ...
 
     async def record_entries(self, entries: Sequence[DigestEntry]) -> set[str]:
@@ -103,10 +131,28 @@ class NotifierRepositories(Protocol):
 
     async def digest_entries(self, digest_keys: Iterable[str]) -> Mapping[str, list[FoldedEntry]]: ...
 
-    async def record_outcome(self, outcome: Outcome) -> None: ...
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Record what became of claimed notifications, all at once (their lease ends); the attempts
+        keep those `kept_in_history`."""
+        ...
 
     async def release(self, keys: Sequence[str], *, not_before: datetime) -> None:
         """Put claimed notifications that were not tried back to 'pending'."""
         ...
 
     async def claim_escalations(self, *, now: datetime, limit: int) -> list[tuple[CaseState, str]]: ...
+
+
+class Dispatch(Protocol):
+    """The sender, as those who record notifications see it: it says which of them it takes at once, and
+    is handed them, claimed, once they are committed."""
+
+    def lease_for(self, planned: Sequence[PlannedNotification], *, now: datetime) -> Lease:
+        """Which of `planned` to claim for it as they are recorded (due now, not a digest, not to a paused
+        destination, as many as it has room for), and until when."""
+        ...
+
+    def hand_off(self, claimed: Sequence[Claimed], *, left_due: bool) -> None:
+        """Deliver `claimed` (committed as claimed). `left_due`: new notifications that are due were left
+        for the sweep (no room, a paused destination), so it should look now."""
+        ...

@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,
+        # uvloop and httptools (shared dependencies): the event loop and HTTP parser in C, not Python.
+        loop="uvloop",
+        http="httptools",
         access_log=False,
     )
 

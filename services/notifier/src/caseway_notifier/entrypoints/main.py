@@ -10,4 +10,11 @@ from caseway_notifier.settings import NotifierSettings
 
 def main() -> None:
     settings = NotifierSettings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        loop="uvloop",
+        http="httptools",
+    )

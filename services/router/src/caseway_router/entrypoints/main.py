@@ -17,6 +17,9 @@ def main() -> None:
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,
+        # uvloop and httptools (shared dependencies): the event loop and HTTP parser in C, not Python.
+        loop="uvloop",
+        http="httptools",
         proxy_headers=False,
     )
 

@@ -127,6 +127,16 @@ def test_a_digest_team_gets_new_cases_folded_into_one_digest_per_period():
     assert {d.not_before for d in first.digests} == {datetime(2026, 11, 23, 13, 0, 30, tzinfo=UTC)}
 
 
+def test_a_digest_period_can_be_one_minute_and_goes_half_a_minute_after_it_ends():
+    directory = _directory(delivery="digest", digest_minutes=1)
+    first = plan_notifications(_opened(), directory, now=MONDAY_NOON + timedelta(seconds=10))
+    same = plan_notifications(_opened(), directory, now=MONDAY_NOON + timedelta(seconds=59))
+    next_minute = plan_notifications(_opened(), directory, now=MONDAY_NOON + timedelta(seconds=60))
+    assert {d.key for d in first.digests} == {d.key for d in same.digests}
+    assert not {d.key for d in first.digests} & {d.key for d in next_minute.digests}
+    assert {d.not_before for d in first.digests} == {datetime(2026, 11, 23, 12, 1, 30, tzinfo=UTC)}
+
+
 def test_urgent_cases_bypass_the_digest():
     directory = _directory(delivery="digest")
     plan = plan_notifications(_opened(priority="urgent"), directory, now=MONDAY_NOON)

@@ -1,12 +1,87 @@
-"""The fault suite's scenarios are what they say: the load mixes reports given by address alone with
-reports given with coordinates."""
+"""The fault suite's scenarios are what they say: the run's council has teams on digests and teams out of
+hours for part of the run (and loads as the notifier will load it), and the load mixes reports given by
+address alone with reports given with coordinates."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
+from caseway_notifier.domain.directory import load_directory
+from caseway_notifier.domain.hours import next_allowed_time
 from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
+from caseway_ops.loadtest.run_council import council_for_run, morning_zone, plan_hours
 from caseway_shared.council import load_council
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+NOW = datetime(2026, 11, 30, 23, 40, tzinfo=UTC)  # late at night in Liverpool
+
+
+def test_the_runs_teams_live_where_the_run_starts_in_the_morning_whatever_the_hour() -> None:
+    for hour in range(24):
+        moment = NOW.replace(hour=hour)
+        assert moment.astimezone(ZoneInfo(morning_zone(moment))).hour == 9
+
+
+def test_the_runs_council_puts_some_teams_on_digests_and_some_out_of_hours_until_the_window_opens(
+    tmp_path: Path,
+) -> None:
+    hours = plan_hours(NOW, opens_after_s=90)
+    folder = council_for_run(
+        tmp_path / "council",
+        webhook_url=lambda team: f"http://127.0.0.1:1/hook/{team}",
+        webhook_every=3,
+        digest_every=4,
+        digest_minutes=1,
+        hours_every=5,
+        hours=hours,
+    )
+    directory = load_directory(folder)
+    assert directory.timezone == hours.timezone
+    assert directory.defaults.digest_minutes == 1
+    digest = [team.id for team in directory.teams if directory.delivery_of(team) == "digest"]
+    late = [team for team in directory.teams if team.working_hours is not None]
+    quiet = [team for team in directory.teams if team.quiet_hours is not None]
+    hooked = [team for team in directory.teams if any(c.kind == "webhook" for c in team.channels)]
+    assert digest[:2] == ["streetscene-city", "highways-city"]
+    assert len(digest) == 8
+    assert [team.id for team in late][:2] == ["env-crime-city", "waste-city"]
+    assert len(late) == len(quiet) == 6
+    assert len(hooked) == 10
+    assert all(len(m.channels) == 1 for m in directory.managers)  # managers are no teams
+    # Everyone else is in hours now; a late starter is held until its window opens, a quiet team until
+    # its quiet hours end, and both windows fall within the next few minutes.
+    start = NOW + timedelta(seconds=30)
+    everyone = next_allowed_time(
+        start, directory.defaults.working_hours, directory.defaults.quiet_hours, directory.timezone
+    )
+    assert everyone == start
+    opens = next_allowed_time(
+        start, directory.working_hours_of(late[0]), directory.quiet_hours_of(late[0]), directory.timezone
+    )
+    assert opens == hours.opens_at
+    assert timedelta(seconds=90) <= opens - NOW <= timedelta(seconds=150)
+    within_quiet = hours.quiet_from + timedelta(seconds=1)
+    after_quiet = next_allowed_time(
+        within_quiet,
+        directory.working_hours_of(quiet[0]),
+        directory.quiet_hours_of(quiet[0]),
+        directory.timezone,
+    )
+    assert after_quiet == hours.quiet_until > hours.quiet_from
+
+
+def test_without_scenarios_the_runs_council_is_the_default_one_with_webhooks(tmp_path: Path) -> None:
+    folder = council_for_run(
+        tmp_path / "council", webhook_url=lambda team: f"http://h/{team}", webhook_every=3
+    )
+    directory = load_directory(folder)
+    assert directory.timezone == "Europe/London"
+    assert all(team.delivery is None and team.working_hours is None for team in directory.teams)
 
 
 def _location(report: GeneratedReport) -> dict[str, object]:

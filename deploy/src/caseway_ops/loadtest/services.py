@@ -1,4 +1,6 @@
-"""The three services as separate processes, started, killed (-9) and restarted by the harness."""
+"""The three services as separate processes, started, killed (-9) and restarted by the harness; any number
+of replicas of each (``router`` is the first replica, ``router-2`` the second, and so on), each with its own
+HTTP port and log."""
 
 from __future__ import annotations
 
@@ -19,6 +21,16 @@ from caseway_ops.errors import StackError
 
 SERVICES = ("intake", "router", "notifier")
 READY_TIMEOUT = 120.0
+
+
+def replica_name(service: str, number: int) -> str:
+    """The process name of `service`'s replica `number` (1 is the service's own name)."""
+    return service if number == 1 else f"{service}-{number}"
+
+
+def service_of(name: str) -> str:
+    """The service a process name runs (``router-2`` -> ``router``)."""
+    return name.split("-", 1)[0]
 
 
 def free_port() -> int:
@@ -73,11 +85,24 @@ class ServiceSet:
     def webhook_url(self, team: str) -> str:
         return f"http://127.0.0.1:{self.ports['webhook']}/hook/{team}"
 
+    def port(self, name: str) -> int:
+        """The HTTP port of process `name` (a replica gets one of its own the first time it is asked)."""
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        return self.ports[name]
+
+    def running_services(self) -> list[str]:
+        """The service processes (every replica) started and not stopped, in start order."""
+        return [name for name in self._running if service_of(name) in SERVICES]
+
+    def replicas_of(self, service: str) -> list[str]:
+        return [name for name in self.running_services() if service_of(name) == service]
+
     def _service_env(self, name: str) -> dict[str, str]:
         return {
             **os.environ,
             **self.env,
-            f"CASEWAY_{name.upper()}_HTTP_PORT": str(self.ports[name]),
+            f"CASEWAY_{service_of(name).upper()}_HTTP_PORT": str(self.port(name)),
             "CASEWAY_NOTIFIER_SMTP_HOST": "127.0.0.1",
             "CASEWAY_NOTIFIER_SMTP_PORT": str(self.ports["smtp"]),
             "CASEWAY_NOTIFIER_IGNORE_HOURS": "true",
@@ -108,7 +133,7 @@ class ServiceSet:
                 str(self.mail_file),
             ]
         else:
-            argv = [sys.executable, "-m", f"caseway_{name}"]
+            argv = [sys.executable, "-m", f"caseway_{service_of(name)}"]
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
             argv, env=self._service_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -121,12 +146,14 @@ class ServiceSet:
     def pid(self, name: str) -> int:
         return self._running[name].process.pid
 
-    async def start_all(self) -> None:
+    async def start_all(self, *, replicas: int = 1) -> None:
+        """The sinks, then `replicas` processes of each service, ready."""
         self._spawn("smtp")
         self._spawn("webhook")
-        for name in SERVICES:
+        names = [replica_name(service, n) for n in range(1, replicas + 1) for service in SERVICES]
+        for name in names:
             self._spawn(name)
-        await self.wait_ready(*SERVICES)
+        await self.wait_ready(*names)
 
     async def wait_ready(self, *names: str, timeout: float = READY_TIMEOUT) -> None:
         """Until each named service answers 200 on /readyz (fails early if its process exits)."""
@@ -140,7 +167,7 @@ class ServiceSet:
                             f"{name} exited ({running.process.returncode}); see {running.log.name}"
                         )
                     try:
-                        response = await client.get(f"http://127.0.0.1:{self.ports[name]}/readyz")
+                        response = await client.get(f"http://127.0.0.1:{self.port(name)}/readyz")
                         if response.status_code == 200:  # noqa: PLR2004
                             break
                     except httpx.HTTPError:
@@ -160,7 +187,7 @@ class ServiceSet:
             self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), rss)
 
     def record_rss(self) -> dict[str, float]:
-        for name in SERVICES:
+        for name in self.running_services():
             self._record_rss(name)
         return dict(self.peak_rss)
 
@@ -209,5 +236,5 @@ class ServiceSet:
 
     async def stop_all(self) -> None:
         self.record_rss()
-        for name in (*SERVICES, "smtp", "webhook"):
+        for name in (*self.running_services(), "smtp", "webhook"):
             await self.stop(name)

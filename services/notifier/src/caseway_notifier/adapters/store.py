@@ -103,7 +103,8 @@ class NotifierStore:
             FROM due WHERE n.notification_key = due.notification_key
             RETURNING n.notification_key, n.case_id, n.reference, n.team, n.channel, n.address, n.kind,
                 n.subject, n.body, n.attempts, n.failures, n.correlation_id,
-                (SELECT c.status FROM notifier.cases c WHERE c.case_id = n.case_id) AS case_status
+                (SELECT c.status FROM notifier.cases c WHERE c.case_id = n.case_id) AS case_status,
+                (SELECT c.priority FROM notifier.cases c WHERE c.case_id = n.case_id) AS case_priority
             """,
             now,
             limit,
@@ -125,6 +126,7 @@ class NotifierStore:
                 failures=row["failures"],
                 correlation_id=row["correlation_id"],
                 case_status=row["case_status"],
+                case_urgent=row["case_priority"] == "urgent",
             )
             for row in rows
         ]

@@ -55,6 +55,7 @@ class Claimed:
     failures: int
     correlation_id: str
     case_status: str | None  # the case's status now (None for a team's digest or an unknown case)
+    case_urgent: bool = False  # the case is urgent (its alerts ignore hours)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ sent), then delivers each on its own and records each outcome in its own short u
 transaction is open while a message is on its way, one notification's failure is its own (it is
 classified, see `domain.delivery`), and a commit that fails is retried rather than undoing the others.
 What the domain says must not go any more (a closed case, an acknowledged case's escalation, a digest
-left with nothing to say) is suppressed instead of sent. A destination in an outage is paused by its
-circuit breaker; its claimed notifications go back to pending without spending their retry budget.
+left with nothing to say) is suppressed instead of sent; what is due but reached when its team is out of
+hours (the sender fell behind, or a retry came due in the night) waits again for its hours. A
+destination in an outage is paused by its circuit breaker; its claimed notifications go back to pending
+without spending their retry budget.
 
 On shutdown (the loops are cancelled) nothing new starts: what is on its way finishes and is recorded,
 and what was claimed but not started goes back to pending, so a restart repeats nothing. Only a process
@@ -33,6 +35,7 @@ from caseway_notifier.domain.delivery import (
     digest_lines,
     suppression_reason,
 )
+from caseway_notifier.domain.hours import held_until
 from caseway_notifier.domain.kinds import CLOSED, DIGEST_KINDS, NEW_CASES_DIGEST
 from caseway_notifier.domain.wording import compose_digest
 from caseway_notifier.service.ports import Message, Outcome
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from uuid import UUID
 
+    from caseway_notifier.domain.directory import Directory
     from caseway_notifier.service.messages import Messages
     from caseway_notifier.service.ports import (
         Claimed,
@@ -70,8 +74,10 @@ class Sender:
         limits: Mapping[str, RateLimit] | None = None,
         concurrency: Mapping[str, int] | None = None,
         breakers: CircuitBreakers | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._directory = directory  # the teams' hours, checked again when a notification is reached
         self._channels = channels
         self._messages = messages
         self._settings = settings
@@ -143,6 +149,10 @@ class Sender:
         return len(claimed)
 
     async def _deliver(self, claimed: Claimed, entries: Sequence[FoldedEntry] | None) -> None:
+        if (later := self._held_until(claimed)) is not None:
+            log.info("notification_held_for_hours", notification_key=claimed.key, until=later.isoformat())
+            await self._release(claimed, until=later)
+            return
         try:
             outcome, cases = await self._attempt(claimed, entries)
         except Exception as error:  # not the message's fault (a rate limit's database, say): try again
@@ -156,6 +166,20 @@ class Sender:
             await self._release(claimed, until=paused or self._clock())
             return
         await self._record(claimed, outcome, cases)
+
+    def _held_until(self, claimed: Claimed) -> datetime | None:
+        """When `claimed` may go, if not now: its team is out of hours (a closed case is suppressed
+        instead, at once)."""
+        if self._directory is None or suppression_reason(claimed.kind, claimed.case_status) is not None:
+            return None
+        return held_until(
+            claimed.kind,
+            self._directory.team(claimed.team),
+            self._directory,
+            urgent=claimed.case_urgent,
+            now=self._clock(),
+            ignore_hours=self._settings.ignore_hours,
+        )
 
     async def _attempt(
         self, claimed: Claimed, entries: Sequence[FoldedEntry] | None

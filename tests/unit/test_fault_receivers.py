@@ -112,6 +112,10 @@ def test_a_closed_case_owes_no_digest_line_but_a_line_after_its_close_is_counted
     late = _receipts(Delivery(DIGEST_AT_TEN, "waste@example.org", 100.0, "cases=LIV-2026-000001"))
     assert at_receivers(late, {CASE: 90.0}, REFERENCES).after_close == 1
     assert at_receivers(late, {CASE: 99.5}, REFERENCES).after_close == 0  # within the grace of a send
+    assert at_receivers(late, {CASE: 90.0}, REFERENCES, grace=15.0).after_close == 0  # within a claim's lease
+    assert at_receivers(late, {CASE: 80.0}, REFERENCES, grace=15.0).late == [
+        f"{DIGEST_AT_TEN} (case {CASE}) at 100.000, 20.0 s after its close"
+    ]
 
 
 def test_further_reports_are_each_counted_once_in_the_cases_digests() -> None:
@@ -170,7 +174,7 @@ def test_an_alert_delivered_before_its_team_starts_work_or_in_its_quiet_hours_is
         Delivery(f"{OTHER}|quiet|email|new-case", "quiet@example.org", NOON + 600),  # 14:10: quiet is over
         Delivery("team|late|email|new-cases-digest@2026-11-30T11:00Z", "late@example.org", NOON + 60),
     )
-    assert out_of_hours(receipts, directory, urgent=set()) == 3
+    assert len(out_of_hours(receipts, directory, urgent=set())) == 3
 
 
 def test_urgent_cases_go_whatever_the_hours_and_escalations_wait_only_for_quiet_hours() -> None:
@@ -180,8 +184,8 @@ def test_urgent_cases_go_whatever_the_hours_and_escalations_wait_only_for_quiet_
         Delivery(f"{CASE}|late|email|reports-digest@2026-11-30T11:00Z", "late@example.org", NOON),
         Delivery(f"{OTHER}|manager:N01|email|escalation", "m@example.org", NOON),
     )
-    assert out_of_hours(receipts, directory, urgent={CASE}) == 0
-    assert out_of_hours(receipts, directory, urgent=set()) == 2
+    assert out_of_hours(receipts, directory, urgent={CASE}) == []
+    assert len(out_of_hours(receipts, directory, urgent=set())) == 2
 
 
 def test_hours_are_read_in_the_directorys_zone_with_quiet_hours_across_midnight() -> None:

@@ -425,9 +425,10 @@ class ProgressWatch:
     async def _sample(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=5_000)
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await admin.start()
-        await consumer.start()
         try:
+            # Started inside: when the broker is down on purpose, what did start is still stopped.
+            await admin.start()
+            await consumer.start()
             now = time.monotonic()
             for service, topics in SUBSCRIBED.items():
                 committed = await admin.list_consumer_group_offsets(f"{self._prefix}caseway-{service}")

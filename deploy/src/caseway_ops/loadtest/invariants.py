@@ -28,15 +28,19 @@ Invariants (each count that must be zero is named so):
 - every poison message is in ops.deadletter.v1 or reports.rejected.v1 with a reason: ``poison_accounted``.
 
 A case counts as closed from the later of the router closing it and the notifier recording it closed
-(``notifier.cases``): the close reaches the notifier through cases.v1, and what was sent in between could
-not have known; those deliveries are shown as ``alerts_while_close_in_flight``, not counted as faults.
+(``notifier.cases``), plus a grace: the close reaches the notifier through cases.v1, and the notifier
+decides at the claim whether a case is closed, so a notification claimed just before the close was
+committed may still go while its claim lasts (the run's claim lease). What arrives later than that is a
+fault: an alert held for a team's hours, a digest, a retry. What arrived after the router's close but
+within that is shown as ``alerts_while_close_in_flight``, not counted as a fault. ``examples`` holds a few
+of each fault found, with their times, for whoever has to find out why.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
 ALERT_KINDS = ("new-case", "joining-up")
 DIGEST_KINDS = ("reports-digest", "new-cases-digest")
 CLOSE_GRACE_S = 1.0  # a send claimed just before the close was recorded lands a moment after
+EXAMPLES = 10  # of each fault, kept for the report
 HOURS_GRACE_S = 2.0  # a send that began in hours lands a moment after they end
 
 
@@ -100,6 +105,7 @@ class Counts:
     address_only_accepted: int = 0
     address_only_with_coordinates: int = 0  # in a case that also holds a report with coordinates
     address_only_misplaced: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)  # a few of each fault found, with times
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,14 +181,23 @@ class AtReceivers:
     keys_per_alert: dict[tuple[str, str, str, str], set[str]]  # (case, team, channel, kind) -> keys
     listed: dict[Alert, set[str]]  # (case, team, channel) -> the team digests (keys) that listed it
     told: dict[Alert, int]  # (case, team, channel) -> further reports counted by the case's digests
-    after_close: int  # alerts, digests and digest lines that arrived after their case closed
+    late: list[str]  # alerts, digests and digest lines that arrived after their case closed (+ grace)
+
+    @property
+    def after_close(self) -> int:
+        return len(self.late)
 
 
 def at_receivers(
-    receipts: Receipts, closed: Mapping[str, float], references: Mapping[str, str] | None = None
+    receipts: Receipts,
+    closed: Mapping[str, float],
+    references: Mapping[str, str] | None = None,
+    *,
+    grace: float = CLOSE_GRACE_S,
 ) -> AtReceivers:
-    """Read what arrived. `closed`: case id -> when it counted as closed (see `count`); `references`:
-    case reference -> case id, to read the cases a team's digest listed."""
+    """Read what arrived. `closed`: case id -> when it counted as closed (see `count`), and what arrives
+    more than `grace` seconds after that is late; `references`: case reference -> case id, to read the
+    cases a team's digest listed."""
     references = references or {}
     received: set[Alert] = set()
     keys_per_alert: dict[tuple[str, str, str, str], set[str]] = {}
@@ -203,18 +218,26 @@ def at_receivers(
             listed.setdefault(alert, set()).add(unquote(delivery.key))
         if kind.startswith("reports-digest@"):
             told[(case, team, channel)] = told.get((case, team, channel), 0) + more_reports(delivery.detail)
-    return AtReceivers(received, keys_per_alert, listed, told, _after_close(receipts, closed, references))
+    late = _after_close(receipts, closed, references, grace=grace)
+    return AtReceivers(received, keys_per_alert, listed, told, late)
 
 
-def _after_close(receipts: Receipts, closed: Mapping[str, float], references: Mapping[str, str]) -> int:
+def _after_close(
+    receipts: Receipts, closed: Mapping[str, float], references: Mapping[str, str], *, grace: float
+) -> list[str]:
     """Deliveries of a closed case's alerts and digests, and lines of a team's digest naming a closed case,
-    that arrived after the case counted as closed."""
-    found = 0
+    that arrived more than `grace` after the case counted as closed, each said with its times."""
+    found = []
     for delivery in receipts.all():
         parsed = parse_key(delivery.key)
         cases = [parsed[0]] if parsed is not None else []
         cases += [references.get(reference, reference) for reference in listed_cases(delivery.detail)]
-        found += sum(1 for case in cases if case in closed and delivery.at > closed[case] + CLOSE_GRACE_S)
+        found += [
+            f"{unquote(delivery.key)} (case {case}) at {delivery.at:.3f}, {delivery.at - closed[case]:.1f} s"
+            " after its close"
+            for case in cases
+            if case in closed and delivery.at > closed[case] + grace
+        ]
     return found
 
 
@@ -266,11 +289,11 @@ def in_hours(at: float, working: WorkingHours, quiet: QuietHours, timezone: str)
     return working_now and not quiet_now
 
 
-def out_of_hours(receipts: Receipts, directory: Directory, *, urgent: AbstractSet[str]) -> int:
-    """Deliveries that arrived outside their team's working hours or inside its quiet hours. Urgent
-    cases' alerts and digests of further reports are exempt (they go at once, by design); escalations
-    wait only for the end of the default quiet hours."""
-    found = 0
+def out_of_hours(receipts: Receipts, directory: Directory, *, urgent: AbstractSet[str]) -> list[str]:
+    """Deliveries that arrived outside their team's working hours or inside its quiet hours, each said
+    with its local time. Urgent cases' alerts and digests of further reports are exempt (they go at once,
+    by design); escalations wait only for the end of the default quiet hours."""
+    found = []
     for delivery in receipts.all():
         parsed = parse_key(delivery.key)
         if parsed is None:
@@ -289,7 +312,8 @@ def out_of_hours(receipts: Receipts, directory: Directory, *, urgent: AbstractSe
         if not any(
             in_hours(delivery.at - lag, working, quiet, directory.timezone) for lag in (0.0, HOURS_GRACE_S)
         ):
-            found += 1
+            local = datetime.fromtimestamp(delivery.at, ZoneInfo(directory.timezone))
+            found.append(f"{unquote(delivery.key)} at {local:%H:%M:%S.%f} ({directory.timezone})")
     return found
 
 
@@ -388,9 +412,11 @@ async def count(
     webhook_file: Path | None = None,
     council_dir: Path = LIVERPOOL_DIR,
     hours_honoured: bool = False,
+    close_grace_s: float = CLOSE_GRACE_S,
 ) -> Counts:
     """The counts of a run whose teams are in `council_dir`; `hours_honoured` says the notifier was not
-    told to ignore the teams' hours (only then is a delivery out of hours a fault)."""
+    told to ignore the teams' hours (only then is a delivery out of hours a fault); `close_grace_s` is how
+    long after a close was recorded a notification claimed before it may still land (the claim lease)."""
     tables = await _read_tables(database_url)
     topics = await _read_case_events(bootstrap, prefix)
 
@@ -416,8 +442,9 @@ async def count(
 
     # Counted where the alerts land, not in our own tables.
     receipts = Receipts.read(mail_file, webhook_file)
-    seen = at_receivers(receipts, closed, references)
+    seen = at_receivers(receipts, closed, references, grace=close_grace_s)
     in_flight = at_receivers(receipts, router_closed, references).after_close - seen.after_close
+    outside_hours = out_of_hours(receipts, directory, urgent=urgent) if hours_honoured else []
     # A case closed meanwhile is owed nothing more: what arrives for it after the close is counted apart.
     still_open = {alert for alert in expected if alert[0] not in closed}
     digests = check_digests(digest_expected, seen, closed=closed.keys())
@@ -473,10 +500,15 @@ async def count(
         reports_digest_missing=told[1],
         reports_digest_repeated=told[2],
         held_for_hours=_held_for_hours(tables.notifications, directory),
-        delivered_out_of_hours=out_of_hours(receipts, directory, urgent=urgent) if hours_honoured else 0,
+        delivered_out_of_hours=len(outside_hours),
         address_only_accepted=address_only[0],
         address_only_with_coordinates=address_only[1],
         address_only_misplaced=address_only[2],
+        examples={
+            name: found[:EXAMPLES]
+            for name, found in (("alerts_after_close", seen.late), ("delivered_out_of_hours", outside_hours))
+            if found
+        },
     )
 
 

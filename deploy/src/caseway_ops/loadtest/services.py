@@ -21,6 +21,8 @@ from caseway_ops.errors import StackError
 
 SERVICES = ("intake", "router", "notifier")
 READY_TIMEOUT = 120.0
+# A sender killed -9 leaves its claims; they are due again this long after (the default is 120 s).
+CLAIM_LEASE_SECONDS = 15
 
 
 def replica_name(service: str, number: int) -> str:
@@ -106,8 +108,7 @@ class ServiceSet:
             "CASEWAY_NOTIFIER_SMTP_HOST": "127.0.0.1",
             "CASEWAY_NOTIFIER_SMTP_PORT": str(self.ports["smtp"]),
             "CASEWAY_NOTIFIER_IGNORE_HOURS": "true",
-            # A sender killed -9 leaves its claims; they are due again this long after (the default is 120 s).
-            "CASEWAY_NOTIFIER_CLAIM_LEASE_SECONDS": "15",
+            "CASEWAY_NOTIFIER_CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
             "CASEWAY_LOG_FORMAT": "json",
             **self.env,
             "CASEWAY_LOG_LEVEL": os.environ.get("CASEWAY_LOADTEST_LOG_LEVEL", "warning"),

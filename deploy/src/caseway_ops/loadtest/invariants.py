@@ -32,8 +32,9 @@ A case counts as closed from the later of the router closing it and the notifier
 decides at the claim whether a case is closed, so a notification claimed just before the close was
 committed may still go while its claim lasts (the run's claim lease). What arrives later than that is a
 fault: an alert held for a team's hours, a digest, a retry. What arrived after the router's close but
-within that is shown as ``alerts_while_close_in_flight``, not counted as a fault. ``examples`` holds a few
-of each fault found, with their times, for whoever has to find out why.
+within that is shown as ``alerts_while_close_in_flight`` (before the notifier recorded the close) and
+``alerts_after_close_within_lease`` (after it, within the lease), not counted as faults. ``examples``
+holds a few of each, with their times, for whoever has to find out why.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Counts:
     reports_in_two_cases: int = 0
     cases_closed: int = 0  # closed during the run (by the harness, through the staff API)
     alerts_while_close_in_flight: int = 0  # after the router closed the case, before the notifier knew
+    alerts_after_close_within_lease: int = 0  # after the notifier recorded the close, within a claim's lease
     digest_expected: int = 0
     digest_listed: int = 0
     digest_missing: int = 0
@@ -443,7 +445,10 @@ async def count(
     # Counted where the alerts land, not in our own tables.
     receipts = Receipts.read(mail_file, webhook_file)
     seen = at_receivers(receipts, closed, references, grace=close_grace_s)
-    in_flight = at_receivers(receipts, router_closed, references).after_close - seen.after_close
+    strict = at_receivers(receipts, closed, references).late  # without the lease's grace
+    counted = set(seen.late)
+    within_lease = [late for late in strict if late not in counted]
+    in_flight = at_receivers(receipts, router_closed, references).after_close - len(strict)
     outside_hours = out_of_hours(receipts, directory, urgent=urgent) if hours_honoured else []
     # A case closed meanwhile is owed nothing more: what arrives for it after the close is counted apart.
     still_open = {alert for alert in expected if alert[0] not in closed}
@@ -491,6 +496,7 @@ async def count(
             if r["closed_at"] is not None and not r["reference"].startswith("PRE-")
         ),
         alerts_while_close_in_flight=in_flight,
+        alerts_after_close_within_lease=len(within_lease),
         digest_expected=digests.expected,
         digest_listed=digests.listed,
         digest_missing=digests.missing,
@@ -506,7 +512,11 @@ async def count(
         address_only_misplaced=address_only[2],
         examples={
             name: found[:EXAMPLES]
-            for name, found in (("alerts_after_close", seen.late), ("delivered_out_of_hours", outside_hours))
+            for name, found in (
+                ("alerts_after_close", seen.late),
+                ("alerts_after_close_within_lease", within_lease),
+                ("delivered_out_of_hours", outside_hours),
+            )
             if found
         },
     )

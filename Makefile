@@ -62,7 +62,11 @@ services-down:
 bench: setup
 	$(RUN) caseway bench $(BENCH_ARGS)
 
-## faults: the full fault suite under steady load (kill -9 of every service x5, of Kafka x3, PostgreSQL
-## restarted x2, poison 1 in 1,000), then the invariants and a replay; writes bench/faults.json.
+## faults: the full fault suite under steady load (two replicas of every service, kill -9 of a replica of
+## each service x5 and SIGTERM x7, a third replica started and stopped x2 each, Kafka killed -9 x3,
+## PostgreSQL restarted x2, SMTP down 3 min, webhooks 500 for 1 min, poison 1 in 1,000; a team in 4 on
+## digests, teams out of hours for part of the run, cases closed by staff as it goes, 15% of reports by
+## address alone), then the invariants at the receivers and a replay; writes bench/faults.json. Options:
+## FAULTS_ARGS (see `uv run caseway faults --help`).
 faults: setup
 	$(RUN) caseway faults $(FAULTS_ARGS)

@@ -14,7 +14,7 @@ from caseway_notifier.adapters.rate_limit import TokenBucket
 from caseway_notifier.domain.cases import apply_event
 from caseway_notifier.domain.delivery import hand_off_keys, left_due
 from caseway_notifier.domain.directory import Directory, QuietHours, WorkingHours, load_directory
-from caseway_notifier.domain.hours import digest_period, next_allowed_time, quiet_until
+from caseway_notifier.domain.hours import digest_period, held_until, next_allowed_time, quiet_until
 from caseway_notifier.domain.planning import PlannedNotification, plan_escalation, plan_notifications
 from caseway_notifier.domain.wording import compose_digest
 from caseway_shared.backoff import backoff_delay
@@ -104,6 +104,29 @@ def test_the_next_allowed_time_skips_the_weekend_and_the_quiet_night():
     friday_night = datetime(2026, 11, 27, 19, tzinfo=UTC)
     allowed = next_allowed_time(friday_night, WorkingHours(), QuietHours(), "Europe/London")
     assert allowed == datetime(2026, 11, 30, 8, tzinfo=UTC)
+
+
+def test_a_due_alert_reached_out_of_its_teams_hours_waits_for_them_unless_urgent():
+    directory = _directory(quiet_hours={"start": "12:30", "end": "13:00"})
+    team = directory.team("waste-n01")
+    in_quiet = MONDAY_NOON + timedelta(minutes=40)
+    end_of_quiet = datetime(2026, 11, 23, 13, tzinfo=UTC)
+    new_case, digest, escalation = (
+        NotificationKind.NEW_CASE,
+        NotificationKind.REPORTS_DIGEST,
+        NotificationKind.ESCALATION,
+    )
+    assert held_until(new_case, team, directory, urgent=False, now=MONDAY_NOON, ignore_hours=False) is None
+    assert (
+        held_until(new_case, team, directory, urgent=False, now=in_quiet, ignore_hours=False) == end_of_quiet
+    )
+    assert held_until(new_case, team, directory, urgent=True, now=in_quiet, ignore_hours=False) is None
+    assert held_until(new_case, team, directory, urgent=False, now=in_quiet, ignore_hours=True) is None
+    saturday = datetime(2026, 11, 28, 10, tzinfo=UTC)
+    monday_eight = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    assert held_until(digest, team, directory, urgent=False, now=saturday, ignore_hours=False) == monday_eight
+    # Escalations wait only for the default quiet hours (20:00-08:00), not for working days.
+    assert held_until(escalation, None, directory, urgent=False, now=saturday, ignore_hours=False) is None
 
 
 def test_a_digest_team_gets_new_cases_folded_into_one_digest_per_period():

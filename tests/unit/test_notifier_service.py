@@ -217,6 +217,41 @@ async def test_an_outage_pauses_the_destination_and_fails_nothing_and_it_resumes
     assert len(h.email.sent) == 1
 
 
+async def test_an_alert_the_sender_reaches_after_its_teams_quiet_hours_began_waits_for_their_end():
+    directory = Directory.model_validate(
+        {
+            **_directory().model_dump(),
+            "teams": [
+                {**team.model_dump(), "quiet_hours": {"start": "12:05", "end": "12:30"}}
+                for team in _directory().teams
+            ],
+            "defaults": {"quiet_hours": {"start": "12:05", "end": "12:30"}},
+        }
+    )
+    h = Harness(directory=directory)
+    h.settings = h.settings.model_copy(update={"ignore_hours": False})
+    await CaseEvents(unit_of_work=h.uow, directory=directory, messages=h.messages, clock=h.clock).handle(
+        [(_opened("waste"), "c1")]
+    )
+    sender = Sender(
+        unit_of_work=h.uow,
+        channels={"email": h.email, "webhook": h.webhook},
+        messages=h.messages,
+        settings=h.settings,
+        clock=h.clock,
+        directory=directory,
+    )
+    h.clock.now = START + timedelta(minutes=10)  # due since 12:00, reached in the quiet hours
+    assert await sender.deliver_due() == 2
+    assert h.email.sent == h.webhook.sent == []
+    assert {n.status for n in h.store.notifications.values() if n.planned.kind == "new-case"} == {"pending"}
+    h.clock.now = START + timedelta(minutes=29)
+    assert await sender.deliver_due() == 0
+    h.clock.now = START + timedelta(minutes=30)
+    assert await sender.deliver_due() == 2
+    assert len(h.email.sent) == len(h.webhook.sent) == 1
+
+
 async def test_a_closed_case_is_sent_nothing_and_an_acknowledged_one_is_not_escalated():
     h = Harness()
     closed, acknowledged = _opened("waste"), _opened("waste")

@@ -4,10 +4,13 @@ They run on the load test's own Kafka and PostgreSQL (other ports, own state fol
 caseway_ops.loadtest.stack), never on the shared stack, because they kill -9 the broker and restart the
 database. Steady load with poison in it; each service killed -9 once and stopped with SIGTERM once, the
 broker killed -9 and restarted once, PostgreSQL restarted once, the SMTP server down for 20 s and the
-webhook server answering 500 for 15 s, tracing on; then every invariant, counted where the alerts land
-(mail sink and webhook server), and a full replay after every team's address changed, which must change
-nothing and deliver nothing. Every "nothing more happened" waits on a positive signal first (offsets
-committed, outboxes empty, no notification due or being sent), never on a fixed sleep.
+webhook server answering 500 for 15 s, tracing on; a team in four on digest delivery (one-minute
+digests), teams out of hours for part of the run (late starters and quiet hours), cases closed by staff
+as it goes, and 15% of reports given by address alone; then every invariant, counted where the alerts
+land (mail sink and webhook server: digests' listings and counts, arrival times against each team's
+hours), and a full replay after every team's address changed, which must change nothing and deliver
+nothing. Every "nothing more happened" waits on a positive signal first (offsets committed, outboxes
+empty, no notification due or being sent), never on a fixed sleep.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(sta
         smtp_outage_seconds=20,
         webhook_500_seconds=15,
         tracing=True,
+        digest_every=4,
+        digest_minutes=1,
+        hours_every=5,
+        hours_open_after_s=90,  # out of hours for the first minute or two of the load
+        close_every_s=10,
+        address_only_share=0.15,
     )
     run = await run_faults(plan, stack=stack, keep_stack=True)
     counts = run.counts
@@ -83,6 +92,24 @@ async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(sta
     assert counts.alerts_failed == 0
     assert counts.poison_sent > 0
     assert counts.poison_accounted == counts.poison_sent
+    # Digests: each new case of a team on digests in exactly one digest; each further report counted once.
+    assert counts.digest_expected > 0
+    assert counts.digest_listed > 0
+    assert counts.digest_missing == 0
+    assert counts.digest_repeated == 0
+    assert counts.reports_digest_expected > 0
+    assert counts.reports_digest_missing == 0
+    assert counts.reports_digest_repeated == 0
+    # Hours: alerts were held for teams out of hours, and nothing reached a team outside its hours.
+    assert counts.held_for_hours > 0
+    assert counts.delivered_out_of_hours == 0
+    # Closed by staff during the run: nothing after the close (checked above), nothing owed.
+    assert counts.cases_closed > 0
+    # Address alone, mixed with coordinates: each in exactly one case (and the counts right, above).
+    assert counts.address_only_accepted > 0
+    assert counts.address_only_with_coordinates > 0
+    assert counts.address_only_misplaced == 0
+    assert counts.reports_in_two_cases == 0
     assert run.replay_new_cases == 0
     assert run.replay_new_alerts == 0
     assert run.problems() == []

@@ -67,11 +67,35 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
     webhook_500_seconds: Annotated[
         float, typer.Option(help="The webhook server answering 500 this long, once.")
     ] = 60.0,
+    replicas: Annotated[int, typer.Option(help="Processes of each service.")] = 2,
+    rebalances: Annotated[
+        int, typer.Option(help="Per service: one more replica started, then stopped, under load.")
+    ] = 2,
+    digest_every: Annotated[int, typer.Option(help="One team in this many wants digests (0: none).")] = 4,
+    digest_minutes: Annotated[
+        int, typer.Option(min=1, help="Every team's digest period, minutes (the run waits for the last).")
+    ] = 5,
+    hours_every: Annotated[
+        int,
+        typer.Option(
+            help="One team in this many starts work during the run, one more has quiet hours in it."
+        ),
+    ] = 5,
+    hours_open_after: Annotated[
+        float, typer.Option(help="Seconds from the start until the late starters open.")
+    ] = 600.0,
+    close_every: Annotated[
+        float, typer.Option(help="Seconds between rounds of cases closed by staff (0: none).")
+    ] = 20.0,
+    address_only_share: Annotated[
+        float, typer.Option(help="Share of reports with an address and no coordinates.")
+    ] = 0.15,
     *,
     tracing: Annotated[bool, typer.Option(help="Services export traces (OTLP).")] = True,
     keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
 ) -> None:
-    """Fault suite under steady load; proves nothing lost or duplicated; writes bench/faults.json."""
+    """Fault suite under steady load; proves nothing lost, duplicated, sent to a closed case or out of a
+    team's hours, and every digest whole; writes bench/faults.json."""
     from caseway_ops.loadtest.faults import FaultPlan, run_faults  # noqa: PLC0415
     from caseway_ops.loadtest.results import machine, write_json  # noqa: PLC0415
 
@@ -88,6 +112,14 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
         smtp_outage_seconds=smtp_outage_seconds,
         webhook_500_seconds=webhook_500_seconds,
         tracing=tracing,
+        replicas=replicas,
+        rebalances=rebalances,
+        digest_every=digest_every,
+        digest_minutes=digest_minutes,
+        hours_every=hours_every,
+        hours_open_after_s=hours_open_after,
+        close_every_s=close_every,
+        address_only_share=address_only_share,
     )
     run = asyncio.run(run_faults(plan, stack=LoadtestStack(), say=typer.echo, keep_stack=keep_stack))
     data = {**run.as_dict(), "problems": run.problems(), "machine": machine()}

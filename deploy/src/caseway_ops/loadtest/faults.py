@@ -4,8 +4,18 @@ webhook server answers 500 for a while; then the invariants, counted where the a
 sink and the webhook server, per notification key); then a full replay, after every team's address
 changed, that must change nothing and alert nobody again.
 
-Some teams get a webhook channel besides their email (a copy of the council's configuration for the
-run); with `tracing` the services export spans (to the webhook server, which answers and ignores them).
+The run's council is a copy of the default one (see `caseway_ops.loadtest.run_council`): some teams get a
+webhook channel besides their email; with `digest_every` some want their new cases in digests; every
+digest (a team's, and each case's of further reports) covers `digest_minutes`, so that all go within the
+run, and the wait for quiet waits for them; with `hours_every` some teams start work during the run and
+some have quiet hours in it, and the notifier honours hours (otherwise it is told to ignore them). With
+`close_every_s` the harness closes cases during the run through the router's staff API, choosing cases
+with an alert or a digest line still waiting, so that what waits must not go. With `address_only_share`
+that share of reports give an address and no coordinates, mixed with those that do. With `replicas` every
+service runs that many processes, and each of `rebalances` starts one more replica of each service and
+stops it again under load (two rebalances of its consumer group); kills and SIGTERMs then hit a replica
+chosen at random. With `tracing` the services export spans (to the webhook server, which answers and
+ignores them).
 
 Poison: one input in every ``poison_every`` is bytes nobody can read, sent in turn to
 contact-centre.reports.v1 (intake rejects it to reports.rejected.v1), reports.received.v1 and cases.v1
@@ -15,29 +25,30 @@ contact-centre.reports.v1 (intake rejects it to reports.rejected.v1), reports.re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-import re
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import httpx
 import structlog
 
 from caseway_ops.loadtest import invariants
 from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
 from caseway_ops.loadtest.harness import ProgressWatch, Publisher, Sent, reset_groups, wait_quiet
 from caseway_ops.loadtest.preload import preload_cases
+from caseway_ops.loadtest.run_council import council_for_run, move_addresses, plan_hours
 from caseway_ops.loadtest.runs import open_run
-from caseway_ops.loadtest.services import SERVICES
-from caseway_shared.council import LIVERPOOL_DIR, load_council
+from caseway_ops.loadtest.services import CLAIM_LEASE_SECONDS, SERVICES, replica_name
+from caseway_shared.council import load_council
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from caseway_ops.loadtest.services import ServiceSet
     from caseway_ops.loadtest.stack import LoadtestStack
@@ -65,6 +76,17 @@ class FaultPlan:
     tracing: bool = False  # OTEL_EXPORTER_OTLP_ENDPOINT set for every service
     webhook_every: int = 3  # one team in this many gets a webhook channel besides its email (0: none)
     move_addresses_before_replay: bool = True  # every team's address changes before the replay
+    digest_every: int = 0  # one team in this many wants digests (0: none)
+    # Every team's digest period, minutes: short, so that every digest goes within the run (the quiet wait
+    # waits for them) and the digests' invariants can be counted.
+    digest_minutes: int = 1
+    hours_every: int = 0  # one team in this many starts work during the run, one more has quiet hours in it
+    hours_open_after_s: float = 600.0  # late starters open this long after the council is written
+    close_every_s: float = 0.0  # the harness closes cases with something still waiting, this often (0: never)
+    closes_per_round: int = 3
+    address_only_share: float = 0.0  # reports with an address and no coordinates
+    replicas: int = 1  # processes of each service
+    rebalances: int = 0  # per service: one more replica started, then stopped, under load
     # What one kill -9 of the notifier may repeat at the receivers: the sends in flight at that instant,
     # recorded as sending but not yet as sent. The notifier keeps up to `send_concurrency` (32) deliveries in
     # flight per channel kind, and the run's teams use two kinds (email, webhook). Every other fault
@@ -87,6 +109,9 @@ class FaultRun:
     repeats_allowed: int = 0  # notifier kill -9s x sends in flight: what each kill may repeat
     replay_new_deliveries: int = 0  # alerts that reached a receiver during the replay
     longest_stall_s: dict[str, float] = field(default_factory=dict)  # per service:topic:partition
+    replicas: int = 1
+    closes_refused: int = 0  # closes the router refused (already closed, or the router was down)
+    hours: dict[str, str] = field(default_factory=dict)  # the out-of-hours windows, local times
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +130,9 @@ class FaultRun:
             "replay_new_deliveries": self.replay_new_deliveries,
             "stall_s_per_partition": self.longest_stall_s,
             "longest_stall_s": max(self.longest_stall_s.values(), default=0.0),
+            "replicas": self.replicas,
+            "closes_refused": self.closes_refused,
+            "hours": self.hours,
         }
 
     def problems(self) -> list[str]:
@@ -131,53 +159,35 @@ def schedule(plan: FaultPlan, rng: random.Random) -> list[str]:
     faults += ["smtp-outage"] * (plan.smtp_outage_seconds > 0) + ["webhook-500"] * (
         plan.webhook_500_seconds > 0
     )
+    faults += [f"scale:{s}" for s in SERVICES for _ in range(plan.rebalances)]
     rng.shuffle(faults)
     return faults
-
-
-def council_for_run(folder: Path, services: ServiceSet, *, webhook_every: int) -> Path:
-    """A copy of the default council whose every `webhook_every`-th team also has a webhook channel to the
-    run's webhook server."""
-    shutil.copytree(LIVERPOOL_DIR, folder, dirs_exist_ok=True)
-    if webhook_every <= 0:
-        return folder
-    teams = folder / "teams.toml"
-    lines = teams.read_text(encoding="utf-8").splitlines()
-    team_id, seen = "", 0
-    for index, line in enumerate(lines):
-        if found := re.match(r'^id = "([^"]+)"', line):
-            team_id = found.group(1)
-            seen += 1
-        elif line.startswith("channels = [") and line.endswith("]") and team_id and seen % webhook_every == 0:
-            hook = f'{{ kind = "webhook", address = "{services.webhook_url(team_id)}" }}'
-            lines[index] = f"{line[:-1].rstrip()}, {hook}]"
-    teams.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
-def move_addresses(council: Path) -> None:
-    """Every team's address changes (email and webhook): a replay must still alert nobody again."""
-    teams = council / "teams.toml"
-    text = teams.read_text(encoding="utf-8")
-    teams.write_text(text.replace("@example.org", "@moved.example.org").replace("/hook/", "/hook-moved/"))
 
 
 async def _apply(
     fault: str, plan: FaultPlan, stack: LoadtestStack, services: ServiceSet, rng: random.Random
 ) -> None:
     if fault in SERVICES:
-        await services.kill9(fault)
+        name = rng.choice(services.replicas_of(fault))
+        await services.kill9(name)
         await asyncio.sleep(rng.uniform(0.5, 2.0))  # the rest of the flow carries on meanwhile
-        await services.start(fault)
+        await services.start(name)
     elif fault.startswith("term:"):
-        name = fault.removeprefix("term:")
+        name = rng.choice(services.replicas_of(fault.removeprefix("term:")))
         await services.stop(name)  # SIGTERM mid-batch: finishes what it holds, commits, publishes
         await services.start(name)
+    elif fault.startswith("scale:"):
+        # One more replica joins the consumer group (a rebalance) and, after a while under load, leaves it
+        # (another).
+        name = replica_name(fault.removeprefix("scale:"), plan.replicas + 1)
+        await services.start(name)
+        await asyncio.sleep(plan.gap_seconds / 2)
+        await services.stop(name)
     elif fault == "kafka":
         await stack.kill_kafka()
         await asyncio.sleep(rng.uniform(1.0, 3.0))
         await stack.start_kafka()
-        await services.wait_ready(*SERVICES, timeout=180)
+        await services.wait_ready(*services.running_services(), timeout=180)
     elif fault == "smtp-outage":
         await services.stop("smtp")
         await asyncio.sleep(plan.smtp_outage_seconds)
@@ -188,10 +198,18 @@ async def _apply(
         services.webhook_fail_file.unlink(missing_ok=True)
     else:
         await stack.restart_postgres()
-        await services.wait_ready(*SERVICES, timeout=180)
+        await services.wait_ready(*services.running_services(), timeout=180)
 
 
 _FAULT_WORDS = {"kafka": "kill -9", "postgres": "restart", "smtp-outage": "down", "webhook-500": "HTTP 500"}
+
+
+def _word(fault: str) -> str:
+    if fault.startswith("term:"):
+        return "SIGTERM"
+    if fault.startswith("scale:"):
+        return "a replica more, then less"
+    return _FAULT_WORDS.get(fault, "kill -9")
 
 
 async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in one place
@@ -208,16 +226,15 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
         run_id=run_id,
         http_share=plan.http_share,
         poison_every=plan.poison_every,
+        address_only_share=plan.address_only_share,
     )
     faults_done: list[dict[str, Any]] = []
     poison: list[Sent] = []
-    council = council_for_run(
-        stack.config.logs_dir / f"{run_id}-council", services, webhook_every=plan.webhook_every
-    )
-    services.env["CASEWAY_COUNCIL_DIR"] = str(council)
     if plan.tracing:
         services.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{services.ports['webhook']}"
     watch = ProgressWatch(env.bootstrap_servers, env.topic_prefix)
+    closer = _Closer(env.database_url, services, plan=plan, rng=random.Random(plan.seed + 1))  # noqa: S311
+    hours = plan_hours(datetime.now(UTC), opens_after_s=plan.hours_open_after_s) if plan.hours_every else None
     try:
         if plan.preload_cases:
             db = await asyncpg.connect(env.database_url)
@@ -226,10 +243,27 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             finally:
                 await db.close()
             say(f"  {plan.preload_cases:,} cases already stored before the load")
-        await services.start_all()
+        council = council_for_run(
+            stack.config.logs_dir / f"{run_id}-council",
+            webhook_url=services.webhook_url,
+            webhook_every=plan.webhook_every,
+            digest_every=plan.digest_every,
+            digest_minutes=plan.digest_minutes,
+            hours_every=plan.hours_every,
+            hours=hours,
+        )
+        services.env["CASEWAY_COUNCIL_DIR"] = str(council)
+        if hours is not None:
+            services.env["CASEWAY_NOTIFIER_IGNORE_HOURS"] = "false"
+            say(
+                f"  teams' time zone {hours.timezone}: late starters open at {hours.local(hours.opens_at)},"
+                f" quiet hours {hours.local(hours.quiet_from)}-{hours.local(hours.quiet_until)}"
+            )
+        await services.start_all(replicas=plan.replicas)
         await publisher.start()
         stop_load = asyncio.Event()
         load_task = asyncio.create_task(_steady_load(publisher, generator, plan.rate, stop_load, poison))
+        closing = asyncio.create_task(closer.run(stop_load))
         started = time.monotonic()
         watch.start()
         await asyncio.sleep(plan.gap_seconds)
@@ -240,11 +274,11 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             faults_done.append(
                 {"fault": fault, "at_s": round(t0 - started, 1), "recovered_s": round(took, 1)}
             )
-            word = "SIGTERM" if fault.startswith("term:") else _FAULT_WORDS.get(fault, "kill -9")
-            say(f"  fault {index}: {fault} ({word}), back in {took:.1f} s")
+            say(f"  fault {index}: {fault} ({_word(fault)}), back in {took:.1f} s")
             await asyncio.sleep(plan.gap_seconds)
         stop_load.set()
         await load_task
+        await closing
         seconds = time.monotonic() - started
         say(f"load stopped: {len(publisher.sent)} inputs in {seconds:.0f} s; waiting for quiet")
         expect = len({s.report_id for s in publisher.sent if s.report.valid and s.report_id})
@@ -255,6 +289,7 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             env.topic_prefix,
             expect_reports=expect,
             timeout=plan.quiet_timeout,
+            held_too=True,
         )
         quiet_after_load = time.monotonic() - load_stopped
         say(f"quiet {quiet_after_load:.0f} s after the load stopped")
@@ -268,21 +303,26 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             poison=poison,
             webhook_file=services.webhook_file,
             council_dir=council,
+            hours_honoured=hours is not None,
+            # A notification claimed just before its case's close was recorded may go within its lease.
+            close_grace_s=CLAIM_LEASE_SECONDS + invariants.CLOSE_GRACE_S,
         )
         say("replaying every topic from the beginning (consumer groups deleted, services restarted)")
         before = await invariants.totals(env.database_url)
         delivered_before = len(invariants.Receipts.read(services.mail_file, services.webhook_file).all())
-        await asyncio.gather(*(services.stop(name) for name in SERVICES))
+        names = services.running_services()
+        await asyncio.gather(*(services.stop(name) for name in names))
         if plan.move_addresses_before_replay:
             move_addresses(council)
         await reset_groups(env.bootstrap_servers, env.topic_prefix)
-        await services.start(*SERVICES)
+        await services.start(*names)
         await wait_quiet(
             env.database_url,
             env.bootstrap_servers,
             env.topic_prefix,
             expect_reports=None,
             timeout=plan.quiet_timeout,
+            held_too=True,
         )
         after = await invariants.totals(env.database_url)
         delivered_after = len(invariants.Receipts.read(services.mail_file, services.webhook_file).all())
@@ -301,6 +341,16 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             repeats_allowed=notifier_kills * plan.sends_in_flight,
             replay_new_deliveries=delivered_after - delivered_before,
             longest_stall_s=longest_stall,
+            replicas=plan.replicas,
+            closes_refused=closer.refused,
+            hours={}
+            if hours is None
+            else {
+                "timezone": hours.timezone,
+                "late_starters_open": hours.local(hours.opens_at),
+                "quiet_from": hours.local(hours.quiet_from),
+                "quiet_until": hours.local(hours.quiet_until),
+            },
         )
     finally:
         await watch.stop()
@@ -310,6 +360,87 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             await stack.drop_run(env)
             await stack.down()
     return result
+
+
+# Cases of this run with an alert, a digest of theirs or a line in a team's digest still waiting to go.
+_WAITING = """
+SELECT reference FROM (
+    SELECT n.reference FROM notifier.notifications n
+    WHERE n.status = 'pending' AND n.case_id IS NOT NULL AND n.not_before > now() + interval '5 seconds'
+    UNION
+    SELECT e.reference FROM notifier.digest_entries e
+    JOIN notifier.notifications d ON d.notification_key = e.digest_key
+    WHERE d.status = 'pending' AND d.not_before > now() + interval '5 seconds'
+) AS waiting
+WHERE reference NOT LIKE 'PRE-%'
+ORDER BY random() LIMIT $1
+"""
+_OPEN = """
+SELECT reference FROM router.cases
+WHERE status <> 'closed' AND reference NOT LIKE 'PRE-%'
+ORDER BY random() LIMIT $1
+"""
+
+
+class _Closer:
+    """Closes cases during the load through the router's staff API (as its development user, from this
+    machine), cases with something still waiting first: what waits for a closed case must never go."""
+
+    def __init__(
+        self, database_url: str, services: ServiceSet, *, plan: FaultPlan, rng: random.Random
+    ) -> None:
+        self._database_url = database_url
+        self._services = services
+        self._plan = plan
+        self._rng = rng
+        self.closed = 0
+        self.refused = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self._plan.close_every_s <= 0:
+            return
+        async with httpx.AsyncClient(timeout=15) as client:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._plan.close_every_s)
+                if stop.is_set():
+                    return
+                try:
+                    references = await self._choose(self._plan.closes_per_round)
+                except (OSError, asyncpg.PostgresError) as error:  # PostgreSQL restarting on purpose
+                    log.debug("close_choice_failed", error=type(error).__name__)
+                    continue
+                for reference in references:
+                    await self._close(client, reference)
+
+    async def _choose(self, wanted: int) -> list[str]:
+        db = await asyncpg.connect(self._database_url, timeout=10)
+        try:
+            found = [r["reference"] for r in await db.fetch(_WAITING, wanted)]
+            if len(found) < wanted:
+                found += [r["reference"] for r in await db.fetch(_OPEN, wanted - len(found))]
+        finally:
+            await db.close()
+        return list(dict.fromkeys(found))
+
+    async def _close(self, client: httpx.AsyncClient, reference: str) -> None:
+        routers = self._services.replicas_of("router")
+        if not routers:
+            self.refused += 1
+            return
+        port = self._services.port(self._rng.choice(routers))
+        try:
+            response = await client.post(
+                f"http://127.0.0.1:{port}/api/cases/{reference}/close",
+                json={"resolution": "fixed", "note": "Closed by the fault suite"},
+            )
+        except httpx.HTTPError:
+            self.refused += 1
+            return
+        if response.status_code == 200:  # noqa: PLR2004
+            self.closed += 1
+        else:
+            self.refused += 1
 
 
 async def _steady_load(

@@ -5,6 +5,11 @@ bins, potholes), places clustered at hotspots inside the wards, about one report
 problem already reported (a new report, by another resident, of the same category within a few metres of
 an open one), and a little malformed input. Each report goes through the Kafka path
 (contact-centre.reports.v1) or the Open311 HTTP path.
+
+With ``address_only_share``, that share of new problems is reported with an address and no coordinates
+(on the Kafka path half of them name the ward, as a contact centre's adviser may), and that share of
+repeats crosses over: a problem first reported with coordinates is reported again by its address alone,
+and one first reported by its address alone is reported again with coordinates and the same address.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class GeneratedReport:
     value: bytes = b""
     fields: dict[str, str] = field(default_factory=dict)
     report_id: UUID | None = None
+    address_only: bool = False  # an address (and perhaps a ward) but no coordinates
 
     @property
     def valid(self) -> bool:
@@ -90,6 +96,8 @@ class _Problem:
     lat: float
     lon: float
     address: str
+    ward_code: str = ""
+    address_only: bool = False  # reported without its coordinates
 
 
 class LoadGenerator:
@@ -106,6 +114,7 @@ class LoadGenerator:
         malformed_share: float = 0.01,
         poison_every: int = 0,
         hotspot_share: float = 0.3,
+        address_only_share: float = 0.0,
     ) -> None:
         self._rng = random.Random(seed)  # noqa: S311 - a reproducible load, not a secret
         self._run = run_id
@@ -114,6 +123,7 @@ class LoadGenerator:
         self._malformed_share = malformed_share
         self._poison_every = poison_every
         self._hotspot_share = hotspot_share
+        self._address_only_share = address_only_share
         self._categories = [c for c in CATEGORY_WEIGHTS if c in council.categories] or sorted(
             c for c in council.categories if c != "triage"
         )
@@ -134,7 +144,16 @@ class LoadGenerator:
         if self._recent and self._rng.random() < self._repeat_share:
             original = self._rng.choice(self._recent)
             lat, lon = offset_metres(original.lat, original.lon, self._rng.gauss(0, 5), self._rng.gauss(0, 5))
-            problem = _Problem(original.category, lat, lon, original.address)
+            # Crossing over: the same problem, told the other way (by its address alone, or with a point).
+            crossed = self._address_only_share > 0 and self._rng.random() < self._address_only_share
+            problem = _Problem(
+                original.category,
+                lat,
+                lon,
+                original.address,
+                original.ward_code,
+                address_only=original.address_only != crossed,
+            )
             kind: Kind = "repeat"
         else:
             category = self._rng.choices(self._categories, weights=self._weights)[0]
@@ -146,11 +165,20 @@ class LoadGenerator:
                 lat, lon = ward.random_point(self._rng)
             # An address of its own: the router counts the same address as strong evidence of the same
             # problem, so one shared address per ward would make nearly every report a repeat.
-            problem = _Problem(category, lat, lon, f"{seq} {ward.name} Road, Liverpool")
+            problem = _Problem(
+                category,
+                lat,
+                lon,
+                f"{seq} {ward.name} Road, Liverpool",
+                ward.code,
+                address_only=self._address_only_share > 0 and self._rng.random() < self._address_only_share,
+            )
             self._recent.append(problem)
             kind = "new"
         if path == "http":
-            return GeneratedReport(seq, "http", kind, source_id, fields=self._form(problem))
+            return GeneratedReport(
+                seq, "http", kind, source_id, fields=self._form(problem), address_only=problem.address_only
+            )
         event = self._event(source_id, problem)
         return GeneratedReport(
             seq,
@@ -160,19 +188,21 @@ class LoadGenerator:
             key=source_id.encode(),
             value=json.dumps(event).encode(),
             report_id=report_id_for(SOURCE_SYSTEM, source_id),
+            address_only=problem.address_only,
         )
 
     def _event(self, source_id: str, problem: _Problem) -> dict[str, object]:
+        location: dict[str, object] = {"address": problem.address}
+        if not problem.address_only:
+            location |= {"lat": round(problem.lat, 6), "lon": round(problem.lon, 6)}
+        elif problem.ward_code and self._rng.random() < 0.5:  # noqa: PLR2004 - half name the ward
+            location["ward_code"] = problem.ward_code
         event: dict[str, object] = {
             "source_system": SOURCE_SYSTEM,
             "source_id": source_id,
             "channel": self._rng.choice(CHANNELS),
             "received_at": datetime.now(UTC).isoformat(),
-            "location": {
-                "lat": round(problem.lat, 6),
-                "lon": round(problem.lon, 6),
-                "address": problem.address,
-            },
+            "location": location,
             "description": self._rng.choice(_DESCRIPTIONS),
             "reporter": {"name": "A Resident", "email": "resident@example.net"},
         }
@@ -184,10 +214,10 @@ class LoadGenerator:
         return event
 
     def _form(self, problem: _Problem) -> dict[str, str]:
+        point = {} if problem.address_only else {"lat": f"{problem.lat:.6f}", "long": f"{problem.lon:.6f}"}
         return {
             "service_code": problem.category,
-            "lat": f"{problem.lat:.6f}",
-            "long": f"{problem.lon:.6f}",
+            **point,
             "address_string": problem.address,
             "description": self._rng.choice(_DESCRIPTIONS),
             "email": "resident@example.net",

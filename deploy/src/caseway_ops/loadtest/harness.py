@@ -263,6 +263,7 @@ class Quiet:
     pending_due: int
     sending: int  # claimed by a sender: a send may be under way (or its sender died: due after the lease)
     lag: int
+    held: int = 0  # pending and not due yet: waiting for a team's hours, a digest's period or a retry
 
 
 async def snapshot(db: asyncpg.Connection, bootstrap: str, prefix: str) -> Quiet:
@@ -277,7 +278,9 @@ async def snapshot(db: asyncpg.Connection, bootstrap: str, prefix: str) -> Quiet
                  + (SELECT count(*) FROM notifier.outbox WHERE NOT headers ? 'caseway-set-aside') AS outbox,
                (SELECT count(*) FROM notifier.notifications
                  WHERE status = 'pending' AND not_before <= now()) AS pending_due,
-               (SELECT count(*) FROM notifier.notifications WHERE status = 'sending') AS sending
+               (SELECT count(*) FROM notifier.notifications WHERE status = 'sending') AS sending,
+               (SELECT count(*) FROM notifier.notifications
+                 WHERE status = 'pending' AND not_before > now()) AS held
         """
     )
     if row is None:
@@ -286,10 +289,18 @@ async def snapshot(db: asyncpg.Connection, bootstrap: str, prefix: str) -> Quiet
 
 
 async def wait_quiet(
-    database_url: str, bootstrap: str, prefix: str, *, expect_reports: int | None, timeout: float
+    database_url: str,
+    bootstrap: str,
+    prefix: str,
+    *,
+    expect_reports: int | None,
+    timeout: float,
+    held_too: bool = False,
 ) -> Quiet:
     """Until nothing moves: every expected report in intake and routed, no lag, no outbox rows, no
-    notification due and unsent nor being sent, and the same figures twice in a row.
+    notification due and unsent nor being sent, and the same figures twice in a row. With `held_too`,
+    also until no notification waits for later (a team's hours, a digest's period, a retry): a run whose
+    teams have hours or digests waits for them to go.
 
     Each condition is a positive signal (offsets committed, rows gone, claims resolved), never a fixed
     sleep: what a caller asserts did not happen afterwards cannot still be on its way."""
@@ -314,6 +325,7 @@ async def wait_quiet(
                 and now.pending_due == 0
                 and now.sending == 0
                 and now.lag == 0
+                and (not held_too or now.held == 0)
             )
             if settled and now == last:
                 return now
@@ -413,9 +425,10 @@ class ProgressWatch:
     async def _sample(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=5_000)
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await admin.start()
-        await consumer.start()
         try:
+            # Started inside: when the broker is down on purpose, what did start is still stopped.
+            await admin.start()
+            await consumer.start()
             now = time.monotonic()
             for service, topics in SUBSCRIBED.items():
                 committed = await admin.list_consumer_group_offsets(f"{self._prefix}caseway-{service}")

@@ -1,6 +1,6 @@
 """A counting SMTP sink, run as its own process so that receiving thousands of emails a second does not
 slow the harness: every message's notification key, recipients and arrival time are appended to a file,
-one per line.
+one per line, with what a digest says (see `caseway_ops.loadtest.receipts`).
 
     python -m caseway_ops.loadtest.mailsink PORT OUTFILE
 """
@@ -11,11 +11,14 @@ import asyncio
 import signal
 import sys
 import time
-from email.parser import BytesHeaderParser
+from email import policy
+from email.parser import BytesHeaderParser, BytesParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from aiosmtpd.controller import Controller
+
+from caseway_ops.loadtest.receipts import Delivery, digest_detail, is_digest, line_of
 
 if TYPE_CHECKING:
     from aiosmtpd.smtp import Envelope
@@ -24,41 +27,25 @@ KEY_HEADER = "X-Caseway-Notification-Key"
 
 
 class CountingHandler:
-    """Writes ``<notification key>\\t<recipients>\\t<time>`` for each message received."""
+    """Writes one line per message received (`caseway_ops.loadtest.receipts.line_of`)."""
 
     def __init__(self, out: IO[str]) -> None:
         self._out = out
-        self._parser = BytesHeaderParser()
+        self._headers = BytesHeaderParser()
+        self._whole = BytesParser(policy=policy.default)
 
     async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802, ARG002
         content = envelope.content
         raw = content.encode() if isinstance(content, str) else (content or b"")
-        headers = self._parser.parsebytes(raw)
-        key = (headers.get(KEY_HEADER) or "").replace("\t", " ").replace("\n", " ")
-        self._out.write(f"{key}\t{','.join(envelope.rcpt_tos)}\t{time.time():.3f}\n")
+        key = self._headers.parsebytes(raw).get(KEY_HEADER) or ""
+        detail = ""
+        if is_digest(key):  # only digests are read whole: thousands of alerts a second are not
+            message = self._whole.parsebytes(raw)
+            part = message.get_body(preferencelist=("plain",))
+            body = part.get_content() if part is not None else ""
+            detail = digest_detail(key, str(message.get("Subject", "")), str(body))
+        self._out.write(line_of(Delivery(key, ",".join(envelope.rcpt_tos), time.time(), detail)))
         return "250 OK"
-
-
-def read_deliveries(path: Path) -> list[tuple[str, str]]:
-    """The (notification key, recipients) pairs the sink wrote to `path`."""
-    return [(key, rcpt) for key, rcpt, _ in read_timed_deliveries(path)]
-
-
-def read_timed_deliveries(path: Path) -> list[tuple[str, str, float]]:
-    """(notification key, recipients or team, arrival time) as this sink or the webhook sink wrote them."""
-    if not path.exists():
-        return []
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, rest = line.partition("\t")
-        who, _, at = rest.partition("\t")
-        if key:
-            try:
-                when = float(at)
-            except ValueError:
-                when = 0.0
-            found.append((key, who, when))
-    return found
 
 
 async def _serve(port: int, out_path: Path) -> None:

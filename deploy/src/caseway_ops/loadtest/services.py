@@ -1,4 +1,6 @@
-"""The three services as separate processes, started, killed (-9) and restarted by the harness."""
+"""The three services as separate processes, started, killed (-9) and restarted by the harness; any number
+of replicas of each (``router`` is the first replica, ``router-2`` the second, and so on), each with its own
+HTTP port and log."""
 
 from __future__ import annotations
 
@@ -19,6 +21,18 @@ from caseway_ops.errors import StackError
 
 SERVICES = ("intake", "router", "notifier")
 READY_TIMEOUT = 120.0
+# A sender killed -9 leaves its claims; they are due again this long after (the default is 120 s).
+CLAIM_LEASE_SECONDS = 15
+
+
+def replica_name(service: str, number: int) -> str:
+    """The process name of `service`'s replica `number` (1 is the service's own name)."""
+    return service if number == 1 else f"{service}-{number}"
+
+
+def service_of(name: str) -> str:
+    """The service a process name runs (``router-2`` -> ``router``)."""
+    return name.split("-", 1)[0]
 
 
 def free_port() -> int:
@@ -73,16 +87,28 @@ class ServiceSet:
     def webhook_url(self, team: str) -> str:
         return f"http://127.0.0.1:{self.ports['webhook']}/hook/{team}"
 
+    def port(self, name: str) -> int:
+        """The HTTP port of process `name` (a replica gets one of its own the first time it is asked)."""
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        return self.ports[name]
+
+    def running_services(self) -> list[str]:
+        """The service processes (every replica) started and not stopped, in start order."""
+        return [name for name in self._running if service_of(name) in SERVICES]
+
+    def replicas_of(self, service: str) -> list[str]:
+        return [name for name in self.running_services() if service_of(name) == service]
+
     def _service_env(self, name: str) -> dict[str, str]:
         return {
             **os.environ,
             **self.env,
-            f"CASEWAY_{name.upper()}_HTTP_PORT": str(self.ports[name]),
+            f"CASEWAY_{service_of(name).upper()}_HTTP_PORT": str(self.port(name)),
             "CASEWAY_NOTIFIER_SMTP_HOST": "127.0.0.1",
             "CASEWAY_NOTIFIER_SMTP_PORT": str(self.ports["smtp"]),
             "CASEWAY_NOTIFIER_IGNORE_HOURS": "true",
-            # A sender killed -9 leaves its claims; they are due again this long after (the default is 120 s).
-            "CASEWAY_NOTIFIER_CLAIM_LEASE_SECONDS": "15",
+            "CASEWAY_NOTIFIER_CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
             "CASEWAY_LOG_FORMAT": "json",
             **self.env,
             "CASEWAY_LOG_LEVEL": os.environ.get("CASEWAY_LOADTEST_LOG_LEVEL", "warning"),
@@ -108,7 +134,7 @@ class ServiceSet:
                 str(self.mail_file),
             ]
         else:
-            argv = [sys.executable, "-m", f"caseway_{name}"]
+            argv = [sys.executable, "-m", f"caseway_{service_of(name)}"]
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
             argv, env=self._service_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -121,12 +147,14 @@ class ServiceSet:
     def pid(self, name: str) -> int:
         return self._running[name].process.pid
 
-    async def start_all(self) -> None:
+    async def start_all(self, *, replicas: int = 1) -> None:
+        """The sinks, then `replicas` processes of each service, ready."""
         self._spawn("smtp")
         self._spawn("webhook")
-        for name in SERVICES:
+        names = [replica_name(service, n) for n in range(1, replicas + 1) for service in SERVICES]
+        for name in names:
             self._spawn(name)
-        await self.wait_ready(*SERVICES)
+        await self.wait_ready(*names)
 
     async def wait_ready(self, *names: str, timeout: float = READY_TIMEOUT) -> None:
         """Until each named service answers 200 on /readyz (it serves HTTP) and on /consumerz (it owns
@@ -142,7 +170,7 @@ class ServiceSet:
                             f"{name} exited ({running.process.returncode}); see {running.log.name}"
                         )
                     try:
-                        base = f"http://127.0.0.1:{self.ports[name]}"
+                        base = f"http://127.0.0.1:{self.port(name)}"
                         answers = [await client.get(base + path) for path in ("/readyz", "/consumerz")]
                         if all(answer.status_code == 200 for answer in answers):  # noqa: PLR2004
                             break
@@ -163,7 +191,7 @@ class ServiceSet:
             self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), rss)
 
     def record_rss(self) -> dict[str, float]:
-        for name in SERVICES:
+        for name in self.running_services():
             self._record_rss(name)
         return dict(self.peak_rss)
 
@@ -212,5 +240,5 @@ class ServiceSet:
 
     async def stop_all(self) -> None:
         self.record_rss()
-        for name in (*SERVICES, "smtp", "webhook"):
+        for name in (*self.running_services(), "smtp", "webhook"):
             await self.stop(name)

@@ -104,6 +104,7 @@ class InMemoryNotifierStore:
             failures=n.failures,
             correlation_id=n.correlation_id,
             case_status=case.status if case else None,
+            case_urgent=bool(case and case.urgent),
             claimed_until=n.claimed_until,
         )
 

@@ -62,7 +62,10 @@ class NotifierStore:
             RETURNING notification_key, status = 'sending' AS claimed,
                 CASE WHEN status = 'sending' THEN
                     (SELECT c.status FROM notifier.cases c WHERE c.case_id = notifications.case_id)
-                END AS case_status
+                END AS case_status,
+                CASE WHEN status = 'sending' THEN
+                    (SELECT c.priority FROM notifier.cases c WHERE c.case_id = notifications.case_id)
+                END AS case_priority
             """,
             *_columns(
                 [p.item for p in planned],
@@ -88,6 +91,7 @@ class NotifierStore:
                 failures=0,
                 correlation_id=p.correlation_id,
                 case_status=_status(new[p.item.key]["case_status"]),
+                case_urgent=new[p.item.key]["case_priority"] == Priority.URGENT,
                 claimed_until=lease.until if lease is not None else None,
             )
             for p in planned
@@ -136,7 +140,8 @@ class NotifierStore:
             FROM due WHERE n.notification_key = due.notification_key
             RETURNING n.notification_key, n.case_id, n.reference, n.team, n.channel, n.address, n.kind,
                 n.subject, n.body, n.attempts, n.failures, n.correlation_id,
-                (SELECT c.status FROM notifier.cases c WHERE c.case_id = n.case_id) AS case_status
+                (SELECT c.status FROM notifier.cases c WHERE c.case_id = n.case_id) AS case_status,
+                (SELECT c.priority FROM notifier.cases c WHERE c.case_id = n.case_id) AS case_priority
             """,
             now,
             limit,
@@ -158,6 +163,7 @@ class NotifierStore:
                 failures=row["failures"],
                 correlation_id=row["correlation_id"],
                 case_status=_status(row["case_status"]),
+                case_urgent=row["case_priority"] == Priority.URGENT,
                 claimed_until=lease_until,
             )
             for row in rows

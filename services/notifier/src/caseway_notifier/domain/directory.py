@@ -62,7 +62,7 @@ class Team(BaseModel):
     working_hours: WorkingHours | None = None
     quiet_hours: QuietHours | None = None
     delivery: Literal["each", "digest"] | None = None
-    digest_minutes: int | None = Field(default=None, ge=5, le=1440)
+    digest_minutes: int | None = Field(default=None, ge=1, le=1440)
 
     _channels = field_validator("channels")(_one_channel_per_kind)
 
@@ -83,9 +83,11 @@ class Defaults(BaseModel):
     working_hours: WorkingHours = WorkingHours()
     quiet_hours: QuietHours = QuietHours()
     delivery: Literal["each", "digest"] = "each"
+    # As short as a minute: a team may want a burst folded into one message a minute, and the fault
+    # suite's short run needs its digests sent within it.
     digest_minutes: int = Field(
         default=60,
-        ge=5,
+        ge=1,
         le=1440,
         description="Length of a digest period in local minutes (1440: daily); it must divide a day.",
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from caseway_notifier.domain.directory import DAYS
+from caseway_shared.events import NotificationKind
 
 if TYPE_CHECKING:
     from caseway_notifier.domain.directory import Directory, QuietHours, Team, WorkingHours
@@ -106,3 +107,16 @@ def digest_slot(
     start, end = digest_period(now, directory.digest_minutes_of(team), directory.timezone)
     label = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
     return label, send_time(team, directory, urgent=False, now=end + DIGEST_GRACE, ignore_hours=ignore_hours)
+
+
+def held_until(
+    kind: str, team: Team | None, directory: Directory, *, urgent: bool, now: datetime, ignore_hours: bool
+) -> datetime | None:
+    """When a notification that is due at `now` may go after all, by the rules it was planned by, or None
+    when it may go now. A sender that falls behind (a backlog, an outage's retries) reaches some
+    notifications after their team's hours have ended or its quiet hours have begun: they wait again."""
+    if kind == NotificationKind.ESCALATION:
+        allowed = escalation_send_time(directory, urgent=urgent, now=now, ignore_hours=ignore_hours)
+    else:
+        allowed = send_time(team, directory, urgent=urgent, now=now, ignore_hours=ignore_hours)
+    return allowed if allowed > now else None

@@ -125,6 +125,7 @@ def create_app(
         limits=limits if limits is not None else default_limits(settings, pool=lambda: runtime.pool),
         concurrency={"webhook": settings.webhook_connections}
         | ({"email": settings.smtp_connections} if settings.email_via == "smtp" else {}),
+        directory=directory,
     )
     case_events = CaseEvents(
         unit_of_work=unit_of_work,

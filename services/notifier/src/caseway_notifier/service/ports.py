@@ -56,6 +56,7 @@ class Claimed:
     failures: int
     correlation_id: str
     case_status: CaseStatus | None  # the case's status now (None for a team's digest or an unknown case)
+    case_urgent: bool = False  # the case is urgent (its alerts ignore hours)
     claimed_until: datetime | None = None  # its lease: after it, another sender may claim it
 
 

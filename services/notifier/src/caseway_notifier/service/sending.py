@@ -15,8 +15,9 @@ An outcome that could not be recorded leaves its notification claimed: nobody se
 lease has run out. What the domain says must not go any more (a closed case, an acknowledged case's
 escalation, a digest left with nothing to say) is suppressed instead of sent. A destination in an
 outage is paused by its circuit breaker; its claimed notifications go back to pending without spending
-their retry budget. A notification whose lease would run out before it could be sent is left alone for
-the sweep (another sender may have it by then).
+their retry budget. What is due but reached when its team is out of hours (the sender fell behind, or a
+retry came due in the night) waits again for its hours. A notification whose lease would run out before
+it could be sent is left alone for the sweep (another sender may have it by then).
 
 On shutdown (the sender is cancelled) nothing new starts: what is on its way finishes and is recorded,
 and what was claimed but not started goes back to pending, so a restart repeats nothing. Only a process
@@ -47,6 +48,7 @@ from caseway_notifier.domain.delivery import (
     hand_off_keys,
     suppression_reason,
 )
+from caseway_notifier.domain.hours import held_until
 from caseway_notifier.domain.kinds import DIGEST_KINDS
 from caseway_notifier.domain.wording import compose_digest
 from caseway_notifier.service.ports import Lease, Message, Outcome
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from uuid import UUID
 
+    from caseway_notifier.domain.directory import Directory
     from caseway_notifier.domain.planning import PlannedNotification
     from caseway_notifier.service.messages import Messages
     from caseway_notifier.service.ports import (
@@ -101,8 +104,10 @@ class Sender:
         limits: Mapping[str, RateLimit] | None = None,
         concurrency: Mapping[str, int] | None = None,
         breakers: CircuitBreakers | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._directory = directory  # the teams' hours, checked again when a notification is reached
         self._channels = channels
         self._messages = messages
         self._settings = settings
@@ -232,6 +237,10 @@ class Sender:
     # --- one notification -------------------------------------------------------------------------------
 
     async def _deliver(self, claimed: Claimed, entries: Sequence[FoldedEntry] | None) -> None:
+        if (later := self._held_until(claimed)) is not None:
+            log.info("notification_held_for_hours", notification_key=claimed.key, until=later.isoformat())
+            await self._release(claimed, until=later)
+            return
         try:
             outcome, cases = await self._attempt(claimed, entries)
         except _LeaseRunningOut:
@@ -249,6 +258,20 @@ class Sender:
             await self._release(claimed, until=paused or self._clock())
             return
         await self._record(_Done(claimed, outcome, cases))
+
+    def _held_until(self, claimed: Claimed) -> datetime | None:
+        """When `claimed` may go, if not now: its team is out of hours (a closed case is suppressed
+        instead, at once)."""
+        if self._directory is None or suppression_reason(claimed.kind, claimed.case_status) is not None:
+            return None
+        return held_until(
+            claimed.kind,
+            self._directory.team(claimed.team),
+            self._directory,
+            urgent=claimed.case_urgent,
+            now=self._clock(),
+            ignore_hours=self._settings.ignore_hours,
+        )
 
     async def _attempt(
         self, claimed: Claimed, entries: Sequence[FoldedEntry] | None

@@ -296,7 +296,9 @@ class _Writes:
         item, now, case_id = outcome.item, self._now, outcome.case.candidate.case_id
         reference, report = self.reference(outcome.case), item.report
         reports_count = outcome.reports_count + self._count_offsets.get(case_id, 0)
-        self.reports.append(store.ReportRow(report, case_id, outcome.score, item.correlation_id))
+        self.reports.append(
+            store.ReportRow(report, case_id, outcome.score, item.correlation_id, decision=outcome.verdict)
+        )
         detail: dict[str, str | float] = {
             "report_id": str(report.report_id),
             "score": round(outcome.score, 4),
@@ -340,7 +342,9 @@ class _Writes:
             )
         summary = _summary(self._service.category_name(route.category), item.placement, report)
         self.cases.append(self._new_case(outcome, reference, summary, tuple(flag for flag, _ in flags)))
-        self.reports.append(store.ReportRow(report, case_id, None, item.correlation_id))
+        self.reports.append(
+            store.ReportRow(report, case_id, None, item.correlation_id, decision=outcome.verdict)
+        )
         self.assignments.extend(
             (case_id, department, "lead" if department == route.lead_department else "contributor", now)
             for department in route.departments

@@ -4,6 +4,9 @@ The reports of a batch are decided one after another, so a later report sees the
 opened or grew (two residents' reports of one problem in one batch become one case). The stored candidates
 come from one search for the whole batch; the caller holds the area locks (see `areas`), so they are
 current.
+
+Each outcome says what the detector decided as a `Verdict` (link, review or new, and the case concerned),
+which routing records with the report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from caseway_router.domain.duplicates import (
     CandidateCase,
     DuplicateRules,
     Link,
+    NewCase,
     PossibleDuplicate,
     ReportFacts,
     decide,
@@ -46,6 +50,21 @@ class Prepared:
     address_key: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a detector decided for one report: `link` (join `case_id`), `review` (open a new case flagged as
+    possibly `case_id`'s problem) or `new` (open a new case; `case_id` None). `score` is the link's or the
+    flag's (for `new`, the best seen); `key` the exact key that made a link certain."""
+
+    outcome: str
+    case_id: UUID | None
+    score: float
+    key: str | None = None
+
+
+LINK, REVIEW, NEW = "link", "review", "new"
+
+
 @dataclass(slots=True)
 class LiveCase:
     """A case as the batch sees it: stored or opened in this batch (`new_index`), and grown by it."""
@@ -68,6 +87,14 @@ class Opened:
     item: Prepared
     case: LiveCase
     possible: tuple[LiveCase, float] | None
+    best: float = 0.0  # the best score seen, when no candidate was close enough to flag
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.possible is not None:
+            other, score = self.possible
+            return Verdict(REVIEW, other.candidate.case_id, score)
+        return Verdict(NEW, None, self.best)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +107,10 @@ class Joined:
     score: float
     reports_count: int
     key: str | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict(LINK, self.case.candidate.case_id, self.score, self.key)
 
 
 @dataclass
@@ -196,7 +227,8 @@ def plan_batch(
             new_index=len(plan.new_cases),
         )
         plan.new_cases.append(case)
-        plan.outcomes.append(Opened(item, case, possible))
+        best = decision.best if isinstance(decision, NewCase) else 0.0
+        plan.outcomes.append(Opened(item, case, possible, best=best))
         _file_by_key(by_key, case)
         # A case's cell is only its own cell; reports look in their 3x3 block of keys to find it.
         if keys:

@@ -1,10 +1,12 @@
 """Staff decisions about duplicates as the detector's labels, against the real PostgreSQL (issue 17 item
 5): reports routed by the router's own service, then confirmed, unlinked, linked back and closed by the
 staff desk, both on a database of their own as the router's role (migration 0011's rights reach the new
-table); router.duplicate_labels read back and the metrics counted."""
+table); router.duplicate_labels read back, the metrics counted, and the evaluation's `--labels-from`
+printing the detector's precision on them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -21,6 +23,7 @@ from caseway_router.adapters.case_files import CaseFiles
 from caseway_router.adapters.store import RoutingStore
 from caseway_router.domain.access import StaffMember
 from caseway_router.domain.places import PlaceFinder
+from caseway_router.research import evaluate
 from caseway_router.service import RouterService
 from caseway_router.staff import StaffDesk
 from caseway_shared.council import load_council
@@ -183,3 +186,19 @@ async def test_each_staff_decision_is_a_label_with_who_when_and_what_the_detecto
     # b's link was undone, then made again by hand (kept); d's kept when the case closed; x's flag right.
     assert (story.router.judged("links", "undone"), story.router.judged("links", "kept")) == (1.0, 2.0)
     assert (story.router.judged("flags", "same"), story.router.judged("flags", "different")) == (1.0, 0.0)
+
+
+async def test_the_evaluation_reads_the_labels_and_gives_the_detectors_precision_on_them(story, capsys):
+    # The command as an operator runs it (its own event loop, so in a thread of its own here).
+    await asyncio.to_thread(evaluate.main, ["--labels-from", story.router.url])
+    out = capsys.readouterr().out
+    assert "staff labels: 5 judgements of 4 pairs" in out
+    lines = {line.split("|")[0].strip(): line for line in out.splitlines() if "|" in line}
+    # b (its latest judgement: linked back) and d kept: automatic links 2 of 2 right; x's flag right.
+    assert lines["linked"].split("|")[1].split() == ["2", "0"]
+    assert lines["linked"].split("|")[2].split()[0] == "1.000"
+    assert lines["flagged"].split("|")[1].split() == ["1", "0"]
+    assert lines["apart"].split("|")[1].split() == ["0", "1"]
+    # At the live threshold (0.03) the flagged pair stays apart; at 0.005 it links, and rightly.
+    assert lines["0.03"].split("|")[1].split() == ["2", "2", "0"]
+    assert lines["0.005"].split("|")[1].split() == ["3", "3", "0"]

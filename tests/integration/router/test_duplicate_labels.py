@@ -35,6 +35,7 @@ from factories import BOLD_STREET, METRE, as_record, report_received
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from caseway_router.domain.duplicates import Shadow
     from caseway_shared.events import ReportReceived
 
 pytestmark = pytest.mark.infra
@@ -60,9 +61,11 @@ class Router:
 
 
 @contextlib.asynccontextmanager
-async def router_database(prefix: str) -> AsyncIterator[tuple[Router, asyncpg.Connection]]:
-    """A freshly migrated database of its own, the router's service and desk on it as caseway_router, and
-    a connection as the migrating role to read it with."""
+async def router_database(
+    prefix: str, *, shadow: Shadow | None = None
+) -> AsyncIterator[tuple[Router, asyncpg.Connection]]:
+    """A freshly migrated database of its own, the router's service (with `shadow`, if any) and desk on it
+    as caseway_router, and a connection as the migrating role to read it with."""
     base_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     url = await create_database(base_url, name)
@@ -87,6 +90,7 @@ async def router_database(prefix: str) -> AsyncIterator[tuple[Router, asyncpg.Co
             places=PlaceFinder(COUNCIL),
             topic=topic,
             metrics=metrics,
+            shadow=shadow,
         )
         desk = StaffDesk(unit_of_work=unit_of_work(CaseFiles), council=COUNCIL, topic=topic, metrics=metrics)
         yield Router(url, routing, desk, metrics), connection

@@ -19,6 +19,7 @@ from caseway_router.adapters.store import (
     HistoryEntry,
     NewCase,
     ReportRow,
+    ShadowDecision,
     StoredCandidate,
     within_radius,
 )
@@ -48,6 +49,7 @@ class MemoryRoutingStore:
     history: list[HistoryEntry] = field(default_factory=list)
     locks: list[tuple[int, ...]] = field(default_factory=list)  # each call's keys, in the order taken
     case_number: int = 0
+    shadow_decisions: list[ShadowDecision] = field(default_factory=list)
 
     async def lock_areas(self, keys: Iterable[int]) -> None:
         self.locks.append(tuple(sorted(set(keys))))
@@ -152,6 +154,10 @@ class MemoryRoutingStore:
 
     async def record_history(self, entries: Iterable[HistoryEntry]) -> None:
         self.history.extend(entries)
+
+    async def record_shadow_decisions(self, rows: Sequence[ShadowDecision]) -> None:
+        recorded = {(row.shadow, row.report_id) for row in self.shadow_decisions}
+        self.shadow_decisions.extend(row for row in rows if (row.shadow, row.report_id) not in recorded)
 
     def close(self, case_id: UUID, at: datetime) -> None:
         """What a staff close does to routing's view of the case (tests of the closed-case window)."""

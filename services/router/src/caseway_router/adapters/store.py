@@ -503,6 +503,48 @@ async def record_history(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowDecision:
+    """What shadow configuration `shadow` would have decided for a report (the live decision is the
+    report's own, router.reports.decision)."""
+
+    report_id: UUID
+    shadow: str
+    routed_at: datetime
+    category: str
+    verdict: Verdict
+
+
+async def record_shadow_decisions(connection: DbConnection, rows: Sequence[ShadowDecision]) -> None:
+    """One statement for the batch's shadow decisions. Reports already routed never get here; should one,
+    its first record for that shadow stays."""
+    if not rows:
+        return
+    values = [
+        (
+            row.report_id,
+            row.shadow,
+            row.routed_at,
+            row.category,
+            row.verdict.outcome,
+            row.verdict.case_id,
+            row.verdict.score,
+            row.verdict.key,
+        )
+        for row in rows
+    ]
+    await connection.execute(
+        """
+        INSERT INTO router.shadow_decisions (report_id, shadow, routed_at, category, decision, case_id,
+            score, key)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[],
+            $7::float8[], $8::text[])
+        ON CONFLICT (shadow, report_id) DO NOTHING
+        """,
+        *_columns(values, 8),
+    )
+
+
 class RoutingStore:
     """Routing's repository on one transaction's connection (what `RouterService` takes through its unit
     of work): the functions above, bound to that connection."""
@@ -541,3 +583,6 @@ class RoutingStore:
 
     async def record_history(self, entries: Iterable[HistoryEntry]) -> None:
         await record_history(self.connection, entries)
+
+    async def record_shadow_decisions(self, rows: Sequence[ShadowDecision]) -> None:
+        await record_shadow_decisions(self.connection, rows)

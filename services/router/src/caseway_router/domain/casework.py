@@ -6,7 +6,10 @@ come from one search for the whole batch; the caller holds the area locks (see `
 current.
 
 Each outcome says what the detector decided as a `Verdict` (link, review or new, and the case concerned),
-which routing records with the report.
+which routing records with the report. An item may carry a shadow's rules (`Prepared.shadow_rules`: another
+detector configuration on trial): the shadow then decides over exactly the candidates the live rules saw
+(no search of its own), its verdict is kept beside the live one (`shadow`), and nothing it decides changes
+a case.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 from caseway_router.domain.areas import area_lock_keys
 from caseway_router.domain.duplicates import (
     CandidateCase,
+    Decision,
     DuplicateRules,
     Link,
     NewCase,
@@ -48,6 +52,8 @@ class Prepared:
     facts: ReportFacts
     rules: DuplicateRules
     address_key: str | None
+    # Another configuration deciding beside the live one, recording only (see the module docstring).
+    shadow_rules: DuplicateRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,15 @@ class Verdict:
 
 
 LINK, REVIEW, NEW = "link", "review", "new"
+
+
+def verdict_of(decision: Decision) -> Verdict:
+    """A detector's decision as a verdict (the case it names by id)."""
+    if isinstance(decision, Link):
+        return Verdict(LINK, decision.case.case_id, decision.score, decision.key)
+    if isinstance(decision, PossibleDuplicate):
+        return Verdict(REVIEW, decision.case.case_id, decision.score)
+    return Verdict(NEW, None, decision.best)
 
 
 @dataclass(slots=True)
@@ -88,6 +103,7 @@ class Opened:
     case: LiveCase
     possible: tuple[LiveCase, float] | None
     best: float = 0.0  # the best score seen, when no candidate was close enough to flag
+    shadow: Verdict | None = None  # what the shadow's rules would have decided (`Prepared.shadow_rules`)
 
     @property
     def verdict(self) -> Verdict:
@@ -107,6 +123,7 @@ class Joined:
     score: float
     reports_count: int
     key: str | None = None
+    shadow: Verdict | None = None  # what the shadow's rules would have decided (`Prepared.shadow_rules`)
 
     @property
     def verdict(self) -> Verdict:
@@ -190,13 +207,22 @@ def plan_batch(
             *(case for key in exact_keys(facts) for case in by_key.get((facts.family, key), {}).values()),
         ):
             candidates[case.candidate.case_id] = case
-        decision = decide(facts, [case.candidate for case in candidates.values()], item.rules, now=now)
+        seen = [case.candidate for case in candidates.values()]
+        decision = decide(facts, seen, item.rules, now=now)
+        # The shadow sees what the live rules saw, before this report changes anything.
+        shadow = (
+            verdict_of(decide(facts, seen, item.shadow_rules, now=now))
+            if item.shadow_rules is not None
+            else None
+        )
         if isinstance(decision, Link):
             case = candidates[decision.case.case_id]
             _grow(case, item)
             _file_by_key(by_key, case)
             plan.outcomes.append(
-                Joined(item, case, decision.score, case.candidate.reports_count, key=decision.key)
+                Joined(
+                    item, case, decision.score, case.candidate.reports_count, key=decision.key, shadow=shadow
+                )
             )
             continue
         possible = (
@@ -228,7 +254,7 @@ def plan_batch(
         )
         plan.new_cases.append(case)
         best = decision.best if isinstance(decision, NewCase) else 0.0
-        plan.outcomes.append(Opened(item, case, possible, best=best))
+        plan.outcomes.append(Opened(item, case, possible, best=best, shadow=shadow))
         _file_by_key(by_key, case)
         # A case's cell is only its own cell; reports look in their 3x3 block of keys to find it.
         if keys:

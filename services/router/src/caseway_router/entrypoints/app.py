@@ -33,6 +33,7 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
         topic=runtime.topic,
         metrics=runtime.metrics,
         most_locks=settings.most_locks_per_transaction,
+        shadow=settings.duplicate_shadow.shadow() if settings.duplicate_shadow else None,
     )
     desk = StaffDesk(
         unit_of_work=runtime.unit_of_work(CaseFiles),

@@ -542,7 +542,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.corpus is not None:
         evaluate_corpus(args.corpus, sigmas=args.sigmas, seeds=args.seeds, batch=args.batch)
     if args.labels_from is not None:
-        for line in report_lines(asyncio.run(read_labels(args.labels_from))):
+        try:
+            labels = asyncio.run(read_labels(args.labels_from))
+        except asyncpg.UndefinedTableError as error:
+            parser.exit(
+                2, f"{error}: that database is not migrated to 0015 (staff labels); migrate it first\n"
+            )
+        for line in report_lines(labels):
             _out(line)
 
 

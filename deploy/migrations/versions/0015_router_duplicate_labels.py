@@ -1,8 +1,8 @@
 """router: staff decisions about duplicates as labels for the detector (issue 17 item 5).
 
 Each report keeps what routing's detector decided for it (`decision`: link, review or new; the case it
-joined or was flagged as possibly repeating, the score of the link or flag and the exact key of a certain
-link), so a later staff decision can say what the detector had done. Reports routed before this migration
+joined or was flagged as possibly repeating; the score of the link or flag, or for a new case the best
+score seen; the exact key of a certain link), so a later staff decision can say what the detector had done. Reports routed before this migration
 have none (their labels say the detector's verdict is unknown).
 
 `duplicate_labels`: one row per judged pair — is this report the same problem as this case? — with who

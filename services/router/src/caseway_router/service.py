@@ -10,6 +10,10 @@ table's key, checked after the locks are held.
 The service takes its repositories through a unit of work (`RoutingRepositories`: `store.RoutingStore` on
 PostgreSQL, `memory.MemoryRoutingStore` in unit tests) and a clock; deciding is the domain's
 (`casework.plan_batch`), and this only reads what the decision needs and writes down what it decided.
+
+Shadow mode: with a `shadow` (another detector configuration, `duplicates.Shadow`), each report is also
+decided by the shadow's rules over the same candidates (no second search), and what the shadow would have
+decided is written to router.shadow_decisions in the same unit of work. Nothing else depends on it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pydantic import ValidationError
 from caseway_router.adapters import store
 from caseway_router.domain.areas import address_lock_key, area_lock_keys, exact_key_lock_key, lock_chunks
 from caseway_router.domain.casework import Joined, LiveCase, Opened, Prepared, plan_batch, report_facts
-from caseway_router.domain.duplicates import DuplicateRules, exact_keys, normalise_address
+from caseway_router.domain.duplicates import DuplicateRules, Shadow, exact_keys, normalise_address
 from caseway_router.domain.routing import Route, decide_route
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
@@ -86,6 +90,8 @@ class RoutingRepositories(Protocol):
 
     async def record_history(self, entries: Iterable[store.HistoryEntry]) -> None: ...
 
+    async def record_shadow_decisions(self, rows: Sequence[store.ShadowDecision]) -> None: ...
+
 
 class RouterService:
     """Routes batches of reports (see the module docstring) and changes cases' status for staff."""
@@ -100,8 +106,10 @@ class RouterService:
         metrics: CollectorRegistry | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         most_locks: int = 1000,
+        shadow: Shadow | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._shadow = shadow
         self._council = council
         self._places = places
         self._topic = topic
@@ -143,21 +151,23 @@ class RouterService:
         placement = self._places.locate(report.place)
         route = decide_route(report, placement, self._council)
         category = self._council.categories[route.category]
+        rules = DuplicateRules(
+            radius_m=category.duplicate_radius_m,
+            window_hours=category.duplicate_window_hours,
+            link_threshold=self._council.duplicate_link_threshold,
+            review_threshold=self._council.duplicate_review_threshold,
+            location_sigma_m=self._council.duplicate_location_sigma_m,
+            closed_window_hours=self._council.duplicate_closed_window_hours,
+        )
         return Prepared(
             report=report,
             correlation_id=correlation_id,
             placement=placement,
             route=route,
             facts=report_facts(report, category=route.category, family=route.family),
-            rules=DuplicateRules(
-                radius_m=category.duplicate_radius_m,
-                window_hours=category.duplicate_window_hours,
-                link_threshold=self._council.duplicate_link_threshold,
-                review_threshold=self._council.duplicate_review_threshold,
-                location_sigma_m=self._council.duplicate_location_sigma_m,
-                closed_window_hours=self._council.duplicate_closed_window_hours,
-            ),
+            rules=rules,
             address_key=normalise_address(report.place.address),
+            shadow_rules=self._shadow.changes.applied_to(rules) if self._shadow else None,
         )
 
     def _lock_keys(self, item: Prepared) -> list[int]:
@@ -230,6 +240,20 @@ class RouterService:
         await repositories.insert_reports(writes.reports)
         await repositories.insert_assignments(writes.assignments)
         await repositories.record_history(writes.history)
+        if self._shadow is not None:
+            await repositories.record_shadow_decisions(
+                [
+                    store.ShadowDecision(
+                        report_id=outcome.item.report.report_id,
+                        shadow=self._shadow.name,
+                        routed_at=now,
+                        category=outcome.item.route.category,
+                        verdict=outcome.shadow,
+                    )
+                    for outcome in plan.outcomes
+                    if outcome.shadow is not None
+                ]
+            )
         work.publish(*writes.messages)
 
     def category_name(self, code: str) -> str:
@@ -296,7 +320,9 @@ class _Writes:
         item, now, case_id = outcome.item, self._now, outcome.case.candidate.case_id
         reference, report = self.reference(outcome.case), item.report
         reports_count = outcome.reports_count + self._count_offsets.get(case_id, 0)
-        self.reports.append(store.ReportRow(report, case_id, outcome.score, item.correlation_id))
+        self.reports.append(
+            store.ReportRow(report, case_id, outcome.score, item.correlation_id, decision=outcome.verdict)
+        )
         detail: dict[str, str | float] = {
             "report_id": str(report.report_id),
             "score": round(outcome.score, 4),
@@ -340,7 +366,9 @@ class _Writes:
             )
         summary = _summary(self._service.category_name(route.category), item.placement, report)
         self.cases.append(self._new_case(outcome, reference, summary, tuple(flag for flag, _ in flags)))
-        self.reports.append(store.ReportRow(report, case_id, None, item.correlation_id))
+        self.reports.append(
+            store.ReportRow(report, case_id, None, item.correlation_id, decision=outcome.verdict)
+        )
         self.assignments.extend(
             (case_id, department, "lead" if department == route.lead_department else "contributor", now)
             for department in route.departments

@@ -6,6 +6,13 @@ did it) and its case events through the router's outbox, committed together.
 Who may do what is decided in `domain.access`; every read and every change checks it against the case as
 it is inside the transaction. Residents' text is masked (`domain.masking`) before it leaves: on pages, in
 the JSON API and in the public notes that go out as events.
+
+Staff decisions about duplicates are the detector's labels (`domain.casefile.Label`, router.duplicate_labels),
+written in the same unit of work as the change: a possible duplicate confirmed or rejected, a case closed
+as a duplicate of another, a report linked or unlinked by hand, and a case closed with reports the router
+had linked to it (each such link kept). Once committed, they are counted as the live judgement of the
+detector: `caseway_router_links_judged_total{verdict="kept"|"undone"}` for the router's automatic links and
+`caseway_router_flags_judged_total{verdict="same"|"different"}` for its possible duplicates.
 """
 
 from __future__ import annotations
@@ -16,13 +23,25 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 
 from caseway_router.adapters import store
 from caseway_router.domain.casefile import (
+    CASE_CLOSED,
+    CLOSED_AS_DUPLICATE,
+    DUPLICATE_CONFIRMED,
+    DUPLICATE_REJECTED,
+    FLAGGED,
+    LINKED,
     NOTE_VISIBILITY,
+    REPORT_LINKED,
+    REPORT_UNLINKED,
     RESOLUTIONS,
+    Label,
     PossibleDuplicate,
     is_overdue,
+    label,
+    opening_report,
     possible_duplicates,
     week_start,
 )
@@ -124,11 +143,30 @@ class StaffDesk:
         council: Council,
         topic: Callable[[Topic], str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: CollectorRegistry | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._council = council
         self._topic = topic
         self._clock = clock
+        registry = metrics if metrics is not None else CollectorRegistry()
+        self._links_judged = Counter(
+            "caseway_router_links_judged",
+            "Reports the router linked to a case automatically, as staff judged them: kept (the case was "
+            "closed with the report in it) or undone (staff moved the report out).",
+            ["verdict"],
+            registry=registry,
+        )
+        self._flags_judged = Counter(
+            "caseway_router_flags_judged",
+            "Possible duplicates the router flagged, as staff judged them: the same problem or different.",
+            ["verdict"],
+            registry=registry,
+        )
+        for verdict in ("kept", "undone"):
+            self._links_judged.labels(verdict)  # exported at 0 from the start, so a ratio is defined
+        for verdict in ("same", "different"):
+            self._flags_judged.labels(verdict)
         self._ward_names = {
             council.ward_code_of(feature): council.ward_name_of(feature)
             for feature in council.wards_geojson["features"]
@@ -417,7 +455,13 @@ class StaffDesk:
             case, _ = await self._locked(work, member, reference)
             if case.status == CaseStatus.CLOSED:
                 raise Conflict(f"{reference} is already closed")
-            await self._close(work, member, case, resolution=resolution, note=note, duplicate_of=None)
+            now = self._clock()
+            labels = await self._kept_links(work.repositories, case)
+            await work.repositories.record_labels(labels, at=now, actor=member.id)
+            await self._close(
+                work, member, case, resolution=resolution, note=note, duplicate_of=None, now=now
+            )
+        self._count(labels)
 
     async def review_duplicate(self, member: StaffMember, reference: str, *, other: str, same: bool) -> None:
         """Confirm (the case repeats `other`: merged into it and closed) or reject a possible duplicate."""
@@ -434,6 +478,10 @@ class StaffDesk:
             await work.repositories.record_history(
                 case.case_id, at=now, actor=member.id, action="duplicate-rejected", detail={"other": other}
             )
+            labels = await self._pair_label(
+                work.repositories, case, history, other, same=False, decision=DUPLICATE_REJECTED
+            )
+            await work.repositories.record_labels(labels, at=now, actor=member.id)
             if len(pending) == 1:
                 await work.repositories.set_flags(
                     case.case_id, [f for f in case.flags if f != "possible-duplicate"]
@@ -450,6 +498,7 @@ class StaffDesk:
                     actor=member.id,
                 ),
             )
+        self._count(labels)
 
     async def link_report(self, member: StaffMember, reference: str, *, report_id: uuid.UUID) -> None:
         """Move a report from the case it is in into this one."""
@@ -471,11 +520,34 @@ class StaffDesk:
             if target.status == CaseStatus.CLOSED:
                 raise Conflict(f"{reference} is closed")
             now = self._clock()
+            verdict = (await files.decisions([report_id])).get(report_id)
+            # The report is the target's problem, and so not the problem of the case it leaves.
+            labels = [
+                label(
+                    report_id,
+                    target.case_id,
+                    same=True,
+                    decision=REPORT_LINKED,
+                    verdict=verdict,
+                    report_case_id=source.case_id,
+                ),
+                label(
+                    report_id,
+                    source.case_id,
+                    same=False,
+                    decision=REPORT_LINKED,
+                    verdict=verdict,
+                    report_case_id=source.case_id,
+                ),
+            ]
             await self._move(work, member, report_id, source, target, now=now)
             if source.reports_count <= 1 and source.status != CaseStatus.CLOSED:
+                labels += await self._kept_links(files, source)
                 await self._close(
                     work, member, source, resolution="duplicate", note=None, duplicate_of=target, now=now
                 )
+            await files.record_labels(labels, at=now, actor=member.id)
+        self._count(labels)
 
     async def unlink_report(self, member: StaffMember, reference: str, *, report_id: uuid.UUID) -> str:
         """Take a report out of this case into a case of its own (same category, place of the report,
@@ -489,6 +561,17 @@ class StaffDesk:
             if len(reports) == 1:
                 raise Conflict(f"{reference} has only that report")
             report, now = reports[report_id], self._clock()
+            labels = [
+                label(
+                    report_id,
+                    case.case_id,
+                    same=False,
+                    decision=REPORT_UNLINKED,
+                    verdict=(await files.decisions([report_id])).get(report_id),
+                    report_case_id=case.case_id,
+                )
+            ]
+            await files.record_labels(labels, at=now, actor=member.id)
             [number] = await store.next_case_numbers(files.connection, 1)
             new_reference = f"{self._council.reference_prefix}-{now.year}-{number:06d}"
             new_id = uuid.uuid4()
@@ -592,6 +675,7 @@ class StaffDesk:
                     actor=member.id,
                 ),
             )
+        self._count(labels)
         return new_reference
 
     # --- the parts -----------------------------------------------------------------------------------
@@ -615,12 +699,24 @@ class StaffDesk:
             if target.status == CaseStatus.CLOSED:
                 raise Conflict(f"{other} is closed: reopen it or choose another")
             now = self._clock()
+            history = await files.history(case.case_id)
+            if review and other not in {
+                p.reference for p in possible_duplicates((h.at, h.action, h.detail) for h in history)
+            }:
+                raise Conflict(f"{other} is not awaiting review on {reference}")
+            # The case repeats the other: so does the report it was opened with; and the reports the router
+            # linked to it go with it, kept together.
+            labels = await self._pair_label(
+                files,
+                case,
+                history,
+                other,
+                same=True,
+                decision=DUPLICATE_CONFIRMED if review else CLOSED_AS_DUPLICATE,
+            )
+            labels += await self._kept_links(files, case)
+            await files.record_labels(labels, at=now, actor=member.id)
             if review:
-                history = await files.history(case.case_id)
-                if other not in {
-                    p.reference for p in possible_duplicates((h.at, h.action, h.detail) for h in history)
-                }:
-                    raise Conflict(f"{other} is not awaiting review on {reference}")
                 await files.record_history(
                     case.case_id,
                     at=now,
@@ -647,6 +743,59 @@ class StaffDesk:
             await self._close(
                 work, member, case, resolution="duplicate", note=note, duplicate_of=target, now=now
             )
+        self._count(labels)
+
+    @staticmethod
+    async def _pair_label(
+        files: CaseFiles,
+        case: CaseRow,
+        history: list[HistoryEntry],
+        other: str,
+        *,
+        same: bool,
+        decision: str,
+    ) -> list[Label]:
+        """The label of `case` judged (not) to repeat case `other`: the report `case` was opened with,
+        whose routing found (or missed) the other case. None when that report has left the case or the
+        other case does not exist."""
+        opening = opening_report((h.action, h.detail) for h in history)
+        target = await files.case(other)
+        if opening is None or target is None or await files.report_case(opening) != case.case_id:
+            return []
+        verdict = (await files.decisions([opening])).get(opening)
+        return [
+            label(
+                opening,
+                target.case_id,
+                same=same,
+                decision=decision,
+                verdict=verdict,
+                report_case_id=case.case_id,
+            )
+        ]
+
+    @staticmethod
+    async def _kept_links(files: CaseFiles, case: CaseRow) -> list[Label]:
+        """The case is closed with these reports the router linked to it: each link kept."""
+        return [
+            label(
+                report_id,
+                case.case_id,
+                same=True,
+                decision=CASE_CLOSED,
+                verdict=verdict,
+                report_case_id=case.case_id,
+            )
+            for report_id, verdict in (await files.automatic_links(case.case_id)).items()
+        ]
+
+    def _count(self, labels: list[Label]) -> None:
+        """Committed labels, as the live judgement of the detector's links and flags."""
+        for each in labels:
+            if each.detector == LINKED:
+                self._links_judged.labels("kept" if each.same_problem else "undone").inc()
+            elif each.detector == FLAGGED:
+                self._flags_judged.labels("same" if each.same_problem else "different").inc()
 
     async def _move(
         self,

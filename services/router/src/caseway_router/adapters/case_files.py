@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID  # noqa: TC003 - a dataclass field type
 
 from caseway_router.domain.areas import case_cell
+from caseway_router.domain.casework import Verdict
 from caseway_shared.events import CaseStatus, Priority
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     import asyncpg
 
+    from caseway_router.domain.casefile import Label
     from caseway_shared.db import DbConnection
 
 
@@ -122,6 +124,12 @@ def _case(row: asyncpg.Record) -> CaseRow:
             "status": CaseStatus(row["status"]),
             "priority": Priority(row["priority"]),
         }
+    )
+
+
+def _verdict(row: asyncpg.Record) -> Verdict:
+    return Verdict(
+        row["decision"], row["decision_case_id"], row["decision_score"] or 0.0, row["decision_key"]
     )
 
 
@@ -430,6 +438,55 @@ class CaseFiles:
             actor,
             action,
             detail,
+        )
+
+    # --- labels: staff decisions about duplicates, for measuring the detector -------------------------
+
+    async def decisions(self, report_ids: Iterable[UUID]) -> dict[UUID, Verdict]:
+        """What routing's detector decided for each of these reports (those routed since migration 0015)."""
+        rows = await self.connection.fetch(
+            "SELECT report_id, decision, decision_case_id, decision_score, decision_key FROM router.reports"
+            " WHERE report_id = ANY($1::uuid[]) AND decision IS NOT NULL",
+            list(report_ids),
+        )
+        return {row["report_id"]: _verdict(row) for row in rows}
+
+    async def automatic_links(self, case_id: UUID) -> dict[UUID, Verdict]:
+        """The reports in the case that routing linked to it and that no label has judged with it yet."""
+        rows = await self.connection.fetch(
+            """
+            SELECT r.report_id, r.decision, r.decision_case_id, r.decision_score, r.decision_key
+            FROM router.reports AS r
+            WHERE r.case_id = $1 AND r.decision = 'link' AND r.decision_case_id = $1
+                AND NOT EXISTS (SELECT 1 FROM router.duplicate_labels AS l
+                    WHERE l.report_id = r.report_id AND l.case_id = r.case_id)
+            ORDER BY r.received_at, r.report_id
+            """,
+            case_id,
+        )
+        return {row["report_id"]: _verdict(row) for row in rows}
+
+    async def record_labels(self, labels: Sequence[Label], *, at: datetime, actor: str) -> None:
+        """Append labels, in one statement."""
+        if not labels:
+            return
+        await self.connection.execute(
+            """
+            INSERT INTO router.duplicate_labels (at, actor, report_id, case_id, report_case_id, same_problem,
+                decision, detector, score, key)
+            SELECT $1, $2, * FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::bool[], $7::text[],
+                $8::text[], $9::float8[], $10::text[])
+            """,
+            at,
+            actor,
+            [label.report_id for label in labels],
+            [label.case_id for label in labels],
+            [label.report_case_id for label in labels],
+            [label.same_problem for label in labels],
+            [label.decision for label in labels],
+            [label.detector for label in labels],
+            [label.score for label in labels],
+            [label.key for label in labels],
         )
 
     # --- residents' updates (reports.updates.v1) -----------------------------------------------------

@@ -1,8 +1,9 @@
 """The router's repositories in memory, for unit tests through
 `caseway_shared.unit_of_work.InMemoryUnitOfWork`:
 `MemoryRoutingStore` gives the same answers as `store.RoutingStore` (its candidate search, growth and
-counts) and records the area locks each unit took; `MemoryCaseFiles` is the staff desk's status changes.
-No database. Not for production: nothing here is shared between processes."""
+counts) and records the area locks each unit took; `MemoryCaseFiles` is the staff desk's status changes,
+reviews of possible duplicates and the labels they make. No database. Not for production: nothing here is
+shared between processes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from caseway_router.adapters.store import (
     HistoryEntry,
     NewCase,
     ReportRow,
+    ShadowDecision,
     StoredCandidate,
     within_radius,
 )
@@ -27,6 +29,9 @@ from caseway_shared.events import CaseStatus
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from datetime import datetime
+
+    from caseway_router.domain.casefile import Label
+    from caseway_router.domain.casework import Verdict
 
 
 @dataclass
@@ -44,6 +49,7 @@ class MemoryRoutingStore:
     history: list[HistoryEntry] = field(default_factory=list)
     locks: list[tuple[int, ...]] = field(default_factory=list)  # each call's keys, in the order taken
     case_number: int = 0
+    shadow_decisions: list[ShadowDecision] = field(default_factory=list)
 
     async def lock_areas(self, keys: Iterable[int]) -> None:
         self.locks.append(tuple(sorted(set(keys))))
@@ -149,6 +155,10 @@ class MemoryRoutingStore:
     async def record_history(self, entries: Iterable[HistoryEntry]) -> None:
         self.history.extend(entries)
 
+    async def record_shadow_decisions(self, rows: Sequence[ShadowDecision]) -> None:
+        recorded = {(row.shadow, row.report_id) for row in self.shadow_decisions}
+        self.shadow_decisions.extend(row for row in rows if (row.shadow, row.report_id) not in recorded)
+
     def close(self, case_id: UUID, at: datetime) -> None:
         """What a staff close does to routing's view of the case (tests of the closed-case window)."""
         self.cases[case_id].status, self.cases[case_id].closed_at = CaseStatus.CLOSED, at
@@ -171,12 +181,21 @@ class MemoryCaseFiles:
     """The staff desk's case files in memory, for unit tests of status changes through
     `InMemoryUnitOfWork`: the reads and writes `StaffDesk.acknowledge`, `close` and `add_note` make, with
     the same rules as `case_files.CaseFiles` (a close stamps closed_at and the resolution; reopening clears
-    them). Merging, moving reports and boards are tested against PostgreSQL only."""
+    them), and the labels staff decisions make (`add_report` says which case a report is in and what
+    routing decided for it). Merging, moving reports and boards are tested against PostgreSQL only."""
 
     cases: dict[str, CaseRow] = field(default_factory=dict)
     parts: dict[UUID, list[AssignmentView]] = field(default_factory=dict)
     entries: dict[UUID, list[CaseHistoryEntry]] = field(default_factory=dict)
     written_notes: dict[UUID, list[NoteView]] = field(default_factory=dict)
+    report_cases: dict[UUID, UUID] = field(default_factory=dict)  # report id -> the case it is in
+    report_decisions: dict[UUID, Verdict] = field(default_factory=dict)
+    labels: list[tuple[datetime, str, Label]] = field(default_factory=list)  # (at, actor, label)
+
+    def add_report(self, case_id: UUID, report_id: UUID, *, decision: Verdict | None) -> None:
+        self.report_cases[report_id] = case_id
+        if decision is not None:
+            self.report_decisions[report_id] = decision
 
     def add(self, case: CaseRow, *, departments: Sequence[str]) -> None:
         self.cases[case.reference] = case
@@ -242,6 +261,30 @@ class MemoryCaseFiles:
         self, case_id: UUID, *, at: datetime, actor: str, action: str, detail: dict[str, Any]
     ) -> None:
         self.entries.setdefault(case_id, []).append(CaseHistoryEntry(at, actor, action, detail))
+
+    async def set_flags(self, case_id: UUID, flags: Sequence[str]) -> None:
+        case = self._by_id(case_id)
+        self.cases[case.reference] = replace(case, flags=tuple(dict.fromkeys(flags)))
+
+    async def report_case(self, report_id: UUID) -> UUID | None:
+        return self.report_cases.get(report_id)
+
+    async def decisions(self, report_ids: Iterable[UUID]) -> dict[UUID, Verdict]:
+        return {r: self.report_decisions[r] for r in report_ids if r in self.report_decisions}
+
+    async def automatic_links(self, case_id: UUID) -> dict[UUID, Verdict]:
+        judged = {(label.report_id, label.case_id) for _, _, label in self.labels}
+        return {
+            report_id: decision
+            for report_id, decision in self.report_decisions.items()
+            if self.report_cases.get(report_id) == case_id
+            and decision.outcome == "link"
+            and decision.case_id == case_id
+            and (report_id, case_id) not in judged
+        }
+
+    async def record_labels(self, labels: Sequence[Label], *, at: datetime, actor: str) -> None:
+        self.labels.extend((at, actor, label) for label in labels)
 
     async def add_note(self, case_id: UUID, *, at: datetime, actor: str, visibility: str, body: str) -> int:
         notes = self.written_notes.setdefault(case_id, [])

@@ -15,6 +15,7 @@ from caseway_router.domain.duplicates import CandidateCase, distance_m
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from caseway_router.domain.casework import Verdict
     from caseway_shared.db import DbConnection
     from caseway_shared.events import Priority, ReportReceived
 
@@ -412,6 +413,8 @@ class ReportRow:
     case_id: UUID
     link_score: float | None
     correlation_id: str
+    # What the detector decided (kept as it was, whatever staff do to the report later).
+    decision: Verdict | None = None
 
 
 async def insert_reports(connection: DbConnection, rows: Sequence[ReportRow]) -> None:
@@ -432,17 +435,23 @@ async def insert_reports(connection: DbConnection, rows: Sequence[ReportRow]) ->
             row.report.description,
             row.link_score,
             row.correlation_id,
+            row.decision.outcome if row.decision else None,
+            row.decision.case_id if row.decision else None,
+            row.decision.score if row.decision else None,
+            row.decision.key if row.decision else None,
         )
         for row in rows
     ]
     await connection.execute(
         """
         INSERT INTO router.reports (report_id, case_id, source_system, source_id, received_at, category,
-            lat, lon, address, description, link_score, correlation_id)
+            lat, lon, address, description, link_score, correlation_id, decision, decision_case_id,
+            decision_score, decision_key)
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-            $7::float8[], $8::float8[], $9::text[], $10::text[], $11::float8[], $12::text[])
+            $7::float8[], $8::float8[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::text[],
+            $14::uuid[], $15::float8[], $16::text[])
         """,
-        *_columns(values, 12),
+        *_columns(values, 16),
     )
 
 
@@ -494,6 +503,48 @@ async def record_history(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowDecision:
+    """What shadow configuration `shadow` would have decided for a report (the live decision is the
+    report's own, router.reports.decision)."""
+
+    report_id: UUID
+    shadow: str
+    routed_at: datetime
+    category: str
+    verdict: Verdict
+
+
+async def record_shadow_decisions(connection: DbConnection, rows: Sequence[ShadowDecision]) -> None:
+    """One statement for the batch's shadow decisions. Reports already routed never get here; should one,
+    its first record for that shadow stays."""
+    if not rows:
+        return
+    values = [
+        (
+            row.report_id,
+            row.shadow,
+            row.routed_at,
+            row.category,
+            row.verdict.outcome,
+            row.verdict.case_id,
+            row.verdict.score,
+            row.verdict.key,
+        )
+        for row in rows
+    ]
+    await connection.execute(
+        """
+        INSERT INTO router.shadow_decisions (report_id, shadow, routed_at, category, decision, case_id,
+            score, key)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[],
+            $7::float8[], $8::text[])
+        ON CONFLICT (shadow, report_id) DO NOTHING
+        """,
+        *_columns(values, 8),
+    )
+
+
 class RoutingStore:
     """Routing's repository on one transaction's connection (what `RouterService` takes through its unit
     of work): the functions above, bound to that connection."""
@@ -532,3 +583,6 @@ class RoutingStore:
 
     async def record_history(self, entries: Iterable[HistoryEntry]) -> None:
         await record_history(self.connection, entries)
+
+    async def record_shadow_decisions(self, rows: Sequence[ShadowDecision]) -> None:
+        await record_shadow_decisions(self.connection, rows)

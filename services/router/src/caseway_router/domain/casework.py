@@ -4,6 +4,12 @@ The reports of a batch are decided one after another, so a later report sees the
 opened or grew (two residents' reports of one problem in one batch become one case). The stored candidates
 come from one search for the whole batch; the caller holds the area locks (see `areas`), so they are
 current.
+
+Each outcome says what the detector decided as a `Verdict` (link, review or new, and the case concerned),
+which routing records with the report. An item may carry a shadow's rules (`Prepared.shadow_rules`: another
+detector configuration on trial): the shadow then decides over exactly the candidates the live rules saw
+(no search of its own), its verdict is kept beside the live one (`shadow`), and nothing it decides changes
+a case.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from typing import TYPE_CHECKING
 from caseway_router.domain.areas import area_lock_keys
 from caseway_router.domain.duplicates import (
     CandidateCase,
+    Decision,
     DuplicateRules,
     Link,
+    NewCase,
     PossibleDuplicate,
     ReportFacts,
     decide,
@@ -44,6 +52,32 @@ class Prepared:
     facts: ReportFacts
     rules: DuplicateRules
     address_key: str | None
+    # Another configuration deciding beside the live one, recording only (see the module docstring).
+    shadow_rules: DuplicateRules | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a detector decided for one report: `link` (join `case_id`), `review` (open a new case flagged as
+    possibly `case_id`'s problem) or `new` (open a new case; `case_id` None). `score` is the link's or the
+    flag's (for `new`, the best seen); `key` the exact key that made a link certain."""
+
+    outcome: str
+    case_id: UUID | None
+    score: float
+    key: str | None = None
+
+
+LINK, REVIEW, NEW = "link", "review", "new"
+
+
+def verdict_of(decision: Decision) -> Verdict:
+    """A detector's decision as a verdict (the case it names by id)."""
+    if isinstance(decision, Link):
+        return Verdict(LINK, decision.case.case_id, decision.score, decision.key)
+    if isinstance(decision, PossibleDuplicate):
+        return Verdict(REVIEW, decision.case.case_id, decision.score)
+    return Verdict(NEW, None, decision.best)
 
 
 @dataclass(slots=True)
@@ -68,6 +102,15 @@ class Opened:
     item: Prepared
     case: LiveCase
     possible: tuple[LiveCase, float] | None
+    best: float = 0.0  # the best score seen, when no candidate was close enough to flag
+    shadow: Verdict | None = None  # what the shadow's rules would have decided (`Prepared.shadow_rules`)
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.possible is not None:
+            other, score = self.possible
+            return Verdict(REVIEW, other.candidate.case_id, score)
+        return Verdict(NEW, None, self.best)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +123,11 @@ class Joined:
     score: float
     reports_count: int
     key: str | None = None
+    shadow: Verdict | None = None  # what the shadow's rules would have decided (`Prepared.shadow_rules`)
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict(LINK, self.case.candidate.case_id, self.score, self.key)
 
 
 @dataclass
@@ -159,13 +207,22 @@ def plan_batch(
             *(case for key in exact_keys(facts) for case in by_key.get((facts.family, key), {}).values()),
         ):
             candidates[case.candidate.case_id] = case
-        decision = decide(facts, [case.candidate for case in candidates.values()], item.rules, now=now)
+        seen = [case.candidate for case in candidates.values()]
+        decision = decide(facts, seen, item.rules, now=now)
+        # The shadow sees what the live rules saw, before this report changes anything.
+        shadow = (
+            verdict_of(decide(facts, seen, item.shadow_rules, now=now))
+            if item.shadow_rules is not None
+            else None
+        )
         if isinstance(decision, Link):
             case = candidates[decision.case.case_id]
             _grow(case, item)
             _file_by_key(by_key, case)
             plan.outcomes.append(
-                Joined(item, case, decision.score, case.candidate.reports_count, key=decision.key)
+                Joined(
+                    item, case, decision.score, case.candidate.reports_count, key=decision.key, shadow=shadow
+                )
             )
             continue
         possible = (
@@ -196,7 +253,8 @@ def plan_batch(
             new_index=len(plan.new_cases),
         )
         plan.new_cases.append(case)
-        plan.outcomes.append(Opened(item, case, possible))
+        best = decision.best if isinstance(decision, NewCase) else 0.0
+        plan.outcomes.append(Opened(item, case, possible, best=best, shadow=shadow))
         _file_by_key(by_key, case)
         # A case's cell is only its own cell; reports look in their 3x3 block of keys to find it.
         if keys:

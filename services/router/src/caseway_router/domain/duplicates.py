@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
@@ -95,6 +95,65 @@ class DuplicateRules:
     pool_nearby: bool = True
     # The time agreement halves each time this share of the window passes since the case's last report.
     half_life_share: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChanges:
+    """Another detector configuration, as changes to each category's live rules (None keeps the live value):
+    what a shadow runs beside the live detector. `radius_scale` multiplies each category's radius; it is at
+    most 1 because a shadow scores only the candidates the live search found."""
+
+    link_threshold: float | None = None
+    review_threshold: float | None = None
+    location_sigma_m: float | None = None
+    location_prior_points: float | None = None
+    half_life_share: float | None = None
+    pool_nearby: bool | None = None
+    radius_scale: float = 1.0
+
+    def applied_to(self, rules: DuplicateRules) -> DuplicateRules:
+        """`rules` with these changes."""
+        return replace(
+            rules,
+            radius_m=rules.radius_m * min(1.0, self.radius_scale),
+            link_threshold=_or(self.link_threshold, rules.link_threshold),
+            review_threshold=_or(self.review_threshold, rules.review_threshold),
+            location_sigma_m=_or(self.location_sigma_m, rules.location_sigma_m),
+            location_prior_points=_or(self.location_prior_points, rules.location_prior_points),
+            half_life_share=_or(self.half_life_share, rules.half_life_share),
+            pool_nearby=rules.pool_nearby if self.pool_nearby is None else self.pool_nearby,
+        )
+
+    def describe(self) -> str:
+        """The changes as `name=value` pairs, in field order ("live" when there are none): a shadow's name
+        when its configuration gives none."""
+        changed = [
+            f"{name}={value:g}" if isinstance(value, float) else f"{name}={str(value).lower()}"
+            for name, value in (
+                ("link_threshold", self.link_threshold),
+                ("review_threshold", self.review_threshold),
+                ("location_sigma_m", self.location_sigma_m),
+                ("location_prior_points", self.location_prior_points),
+                ("half_life_share", self.half_life_share),
+                ("pool_nearby", self.pool_nearby),
+                ("radius_scale", None if self.radius_scale == 1 else self.radius_scale),
+            )
+            if value is not None
+        ]
+        return ",".join(changed) or "live"
+
+
+@dataclass(frozen=True, slots=True)
+class Shadow:
+    """A detector configuration on trial beside the live one: the name its decisions are recorded under,
+    and its changes to the live rules."""
+
+    name: str
+    changes: RuleChanges
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 @dataclass(frozen=True, slots=True)

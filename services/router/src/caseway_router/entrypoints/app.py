@@ -33,8 +33,14 @@ def create_app(settings: RouterSettings | None = None) -> Starlette:
         topic=runtime.topic,
         metrics=runtime.metrics,
         most_locks=settings.most_locks_per_transaction,
+        shadow=settings.duplicate_shadow.shadow() if settings.duplicate_shadow else None,
     )
-    desk = StaffDesk(unit_of_work=runtime.unit_of_work(CaseFiles), council=council, topic=runtime.topic)
+    desk = StaffDesk(
+        unit_of_work=runtime.unit_of_work(CaseFiles),
+        council=council,
+        topic=runtime.topic,
+        metrics=runtime.metrics,
+    )
     subscribe_consumers(runtime, routing=service, resident_updates=ResidentUpdates(desk=desk))
     staff = StaffHttp(
         desk=desk,

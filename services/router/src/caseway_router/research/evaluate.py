@@ -27,11 +27,16 @@ and the address given), and as phone reports arrive: each point moved by normal 
 axis (seeded), every address withheld. The detector is never told sigma. At each sigma it is compared with
 the **oracle**: the distance-only rule whose radius (in 5 m steps) gives the best mean F1 over the seeds
 of that sigma, chosen with hindsight, which no council could do.
+
+**Staff's labels.** With `--labels-from DATABASE_URL` (a council's router database) it also prints the
+live detector's precision on the pairs staff judged (router.duplicate_labels: see `research.labels`);
+`--labels-from` alone prints only that.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import bisect
 import csv
 import math
@@ -46,6 +51,9 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import asyncpg
+
+from caseway_router.adapters.detector_records import StoredLabel, load_labels
 from caseway_router.domain.areas import case_cell, cells_within
 from caseway_router.domain.casework import Joined, Opened, Prepared, plan_batch, report_facts
 from caseway_router.domain.duplicates import (
@@ -59,6 +67,7 @@ from caseway_router.domain.duplicates import (
 )
 from caseway_router.domain.places import Placement
 from caseway_router.domain.routing import Route
+from caseway_router.research.labels import report_lines
 from caseway_shared.events import Channel, GeoPoint, Place, Priority, ReportReceived
 
 if TYPE_CHECKING:
@@ -507,26 +516,56 @@ def _cells(m: Mean) -> str:
     return f"{m.precision:6.3f} {m.recall:6.3f} {m.f1:6.3f}"
 
 
+async def read_labels(database_url: str) -> list[StoredLabel]:
+    """Staff's labels from a router database (`DATABASE_URL`'s form, postgresql://...)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await load_labels(connection)
+    finally:
+        await connection.close()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--corpus", type=Path, required=True, help="the NYC 311 CSV")
+    parser.add_argument("--corpus", type=Path, help="the NYC 311 CSV")
+    parser.add_argument(
+        "--labels-from",
+        metavar="DATABASE_URL",
+        help="a router database whose staff labels (router.duplicate_labels) to measure the detector on",
+    )
     parser.add_argument("--sigmas", type=float, nargs="+", default=SIGMAS_M, help="GPS error, m per axis")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds per sigma (1, 2, ...)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="reports per routed batch")
     args = parser.parse_args(argv)
+    if args.corpus is None and args.labels_from is None:
+        parser.error("give --corpus (the NYC 311 CSV), --labels-from (a router database), or both")
+    if args.corpus is not None:
+        evaluate_corpus(args.corpus, sigmas=args.sigmas, seeds=args.seeds, batch=args.batch)
+    if args.labels_from is not None:
+        try:
+            labels = asyncio.run(read_labels(args.labels_from))
+        except asyncpg.UndefinedTableError as error:
+            parser.exit(
+                2, f"{error}: that database is not migrated to 0015 (staff labels); migrate it first\n"
+            )
+        for line in report_lines(labels):
+            _out(line)
 
-    requests = load_corpus(args.corpus)
+
+def evaluate_corpus(corpus: Path, *, sigmas: Sequence[float], seeds: int, batch: int) -> None:
+    """Print the corpus table (see the module docstring)."""
+    requests = load_corpus(corpus)
     truth = true_pairs(requests)
-    seeds = tuple(range(1, args.seeds + 1))
+    seed_list = tuple(range(1, seeds + 1))
     rules = NYC_RULES
     _out(
-        f"corpus {args.corpus.name}: {len(requests)} requests, {len(truth)} true pairs (same address + type);"
+        f"corpus {corpus.name}: {len(requests)} requests, {len(truth)} true pairs (same address + type);"
         " "
-        f"router's plan_batch in batches of {args.batch}; search radius {rules.radius_m:g} m"
+        f"router's plan_batch in batches of {batch}; search radius {rules.radius_m:g} m"
     )
     _out(
         "phones: every address withheld, points moved by N(0, sigma) per axis;"
-        f" seeds {seeds}; means over seeds"
+        f" seeds {seed_list}; means over seeds"
     )
     keyed = sum(1 for request in requests if exact_keys(prepared(request, rules).facts))
     _out(
@@ -537,8 +576,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{'sigma':>7} | {'detector  P      R      F1':>26} {'worst F1':>8} | "
         f"{'oracle radius  P      R      F1':>31} | {'F1 gap':>6} | {'FixMyStreet 250 m P/R':>21} | reviews"
     )
-    for sigma in args.sigmas:
-        result = sigma_result(requests, truth, rules, sigma_m=sigma, seeds=seeds, batch=args.batch)
+    for sigma in sigmas:
+        result = sigma_result(requests, truth, rules, sigma_m=sigma, seeds=seed_list, batch=batch)
         fms = result.fixmystreet
         _out(
             f"{sigma:5g} m | {_cells(result.detector):>26} {result.detector_worst_f1:8.3f} | "
@@ -546,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{result.detector.f1 - result.oracle.f1:+6.3f} | {fms.precision:10.3f} {fms.recall:6.3f}    | "
             f"{result.reviews:7.1f}"
         )
-    as_is = as_is_result(requests, truth, rules, batch=args.batch)
+    as_is = as_is_result(requests, truth, rules, batch=batch)
     best = max(ORACLE_RADII_M, key=lambda r: (as_is.distances.quality(r).f1, -r))
     oracle = as_is.distances.quality(best)
     fms_q = as_is.distances.quality(FIXMYSTREET_RADIUS_M)

@@ -2,8 +2,8 @@
 
 Each report keeps what routing's detector decided for it (`decision`: link, review or new; the case it
 joined or was flagged as possibly repeating; the score of the link or flag, or for a new case the best
-score seen; the exact key of a certain link), so a later staff decision can say what the detector had done. Reports routed before this migration
-have none (their labels say the detector's verdict is unknown).
+score seen; the exact key of a certain link), so a later staff decision can say what the detector had
+done. Reports routed before this migration have none (their labels say the detector's verdict is unknown).
 
 `duplicate_labels`: one row per judged pair — is this report the same problem as this case? — with who
 said so and when, the staff action that did (a possible duplicate confirmed or rejected, a report linked or

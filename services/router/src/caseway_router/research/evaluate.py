@@ -71,7 +71,7 @@ from caseway_router.research.labels import report_lines
 from caseway_shared.events import Channel, GeoPoint, Place, Priority, ReportReceived
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 _NEW_YORK = ZoneInfo("America/New_York")
 _METRES_PER_DEGREE = 111_195.0
@@ -508,6 +508,68 @@ def as_is_result(requests: Sequence[Request], truth: set[Pair], rules: Duplicate
     return run(requests, truth, rules, batch=batch)
 
 
+# --- what each signal adds (--ablation) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One piece of evidence the detector uses, and how to take it away: from the requests (the data a
+    council's system would not send) or from the rules (a learning the detector would not do)."""
+
+    name: str
+    without_requests: Callable[[Request], Request] | None = None
+    without_rules: Callable[[DuplicateRules], DuplicateRules] | None = None
+
+
+SIGNALS: tuple[Signal, ...] = (
+    Signal("detail (descriptor)", without_requests=lambda r: replace(r, descriptor=None)),
+    Signal("place type", without_requests=lambda r: replace(r, location_type=None)),
+    Signal("nearby cases' scatter", without_rules=lambda rules: replace(rules, pool_nearby=False)),
+    Signal(
+        "learned GPS error (12 m fixed)",
+        without_rules=lambda rules: replace(rules, pool_nearby=False, location_prior_points=1e9),
+    ),
+    Signal("time decay", without_rules=lambda rules: replace(rules, half_life_share=1e9)),
+)
+ABLATION_SIGMAS_M: tuple[float, ...] = (5, 15, 35)
+
+
+def ablation_f1(
+    requests: Sequence[Request], truth: set[Pair], rules: DuplicateRules, *, seeds: Sequence[int], batch: int
+) -> list[float]:
+    """The detector's mean F1 at each of `ABLATION_SIGMAS_M`, then as-is."""
+    at_sigma = [
+        Mean.of(
+            [
+                run(as_app_reports(requests, sigma_m=sigma, seed=seed), truth, rules, batch=batch).detector
+                for seed in seeds
+            ]
+        ).f1
+        for sigma in ABLATION_SIGMAS_M
+    ]
+    return [*at_sigma, as_is_result(requests, truth, rules, batch=batch).detector.f1]
+
+
+def evaluate_ablation(corpus: Path, *, seeds: int, batch: int) -> None:
+    """Print what each signal adds: the F1 with everything, and with each signal taken away."""
+    requests = load_corpus(corpus)
+    truth = true_pairs(requests)
+    seed_list = tuple(range(1, seeds + 1))
+    columns = " ".join(f"{f'{sigma:g} m':>7}" for sigma in ABLATION_SIGMAS_M)
+    _out(f"what each signal adds (F1, means over seeds {seed_list}; the corpus has no text to compare)")
+    _out(f"{'':38} {columns}   as-is")
+    full = ablation_f1(requests, truth, NYC_RULES, seeds=seed_list, batch=batch)
+    _out(f"{'everything':38} " + " ".join(f"{f1:7.3f}" for f1 in full))
+    for signal in SIGNALS:
+        changed = [signal.without_requests(r) for r in requests] if signal.without_requests else requests
+        rules = signal.without_rules(NYC_RULES) if signal.without_rules else NYC_RULES
+        f1s = ablation_f1(changed, truth, rules, seeds=seed_list, batch=batch)
+        _out(
+            f"{'without ' + signal.name:38} "
+            + " ".join(f"{f1 - base:+7.3f}" for f1, base in zip(f1s, full, strict=True))
+        )
+
+
 def _out(line: str) -> None:
     sys.stdout.write(line + "\n")
 
@@ -536,11 +598,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sigmas", type=float, nargs="+", default=SIGMAS_M, help="GPS error, m per axis")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds per sigma (1, 2, ...)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="reports per routed batch")
+    parser.add_argument(
+        "--ablation", action="store_true", help="also print what each signal adds (F1 without each one)"
+    )
     args = parser.parse_args(argv)
     if args.corpus is None and args.labels_from is None:
         parser.error("give --corpus (the NYC 311 CSV), --labels-from (a router database), or both")
     if args.corpus is not None:
         evaluate_corpus(args.corpus, sigmas=args.sigmas, seeds=args.seeds, batch=args.batch)
+        if args.ablation:
+            evaluate_ablation(args.corpus, seeds=args.seeds, batch=args.batch)
     if args.labels_from is not None:
         try:
             labels = asyncio.run(read_labels(args.labels_from))

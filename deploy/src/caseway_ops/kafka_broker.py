@@ -119,16 +119,22 @@ async def ensure_jars(config: StackConfig) -> str:
 
 
 def render_server_properties(config: StackConfig) -> str:
-    """A single KRaft node. Replication factor and min ISR 1 for every internal topic, or the group
-    coordinator never becomes available; one partition each and no initial rebalance delay make it
-    start fast. Topics are created from the catalogue only, never by a typo in a client."""
+    """A KRaft node, broker and controller at once: the single node of the local stack, or one node of a
+    local cluster (`StackConfig.kafka_voters`). On a single node the replication factor and min ISR of
+    every internal topic are 1, or the group coordinator never becomes available; on a cluster they are
+    `kafka_internal_replication` and one less (at least 1), as production would have them. One partition
+    each and no initial rebalance delay make it start fast. Topics are created from the catalogue only,
+    never by a typo in a client."""
     host = config.host
+    voters = config.kafka_voters or ((config.kafka_node_id, config.controller_port),)
+    replication = max(1, config.kafka_internal_replication)
+    min_isr = max(1, min(2, replication - 1))
     return "\n".join(
         [
             "# Written by caseway_ops.kafka_broker on every `caseway stack up`; edits are overwritten.",
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{host}:{config.controller_port}",
+            f"node.id={config.kafka_node_id}",
+            "controller.quorum.voters=" + ",".join(f"{node}@{host}:{port}" for node, port in voters),
             f"listeners=PLAINTEXT://{host}:{config.kafka_port},CONTROLLER://{host}:{config.controller_port}",
             f"advertised.listeners=PLAINTEXT://{host}:{config.kafka_port}",
             "controller.listener.names=CONTROLLER",
@@ -136,15 +142,15 @@ def render_server_properties(config: StackConfig) -> str:
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={config.kafka_data_dir}",
             "num.partitions=1",
-            "default.replication.factor=1",
-            "min.insync.replicas=1",
-            "offsets.topic.replication.factor=1",
+            f"default.replication.factor={replication}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={replication}",
             "offsets.topic.num.partitions=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            f"transaction.state.log.replication.factor={replication}",
+            f"transaction.state.log.min.isr={min_isr}",
             "transaction.state.log.num.partitions=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"share.coordinator.state.topic.replication.factor={replication}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
             "share.coordinator.state.topic.num.partitions=1",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",

@@ -127,6 +127,12 @@ class StackConfig:
     topic_replication_factor: int | None = None
     kafka_single_broker: bool = False
     kafka_client_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # One node of a local KRaft cluster of several (the load test's three-broker stack): this node's id,
+    # every controller's (node id, controller port), and the replication of the cluster's internal topics.
+    # The defaults are the usual single node.
+    kafka_node_id: int = 1
+    kafka_voters: tuple[tuple[int, int], ...] = ()
+    kafka_internal_replication: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:

@@ -107,11 +107,17 @@ def producer_options(settings: ServiceSettings, *, client_id: str) -> dict[str, 
     }
 
 
+def bootstrap_list(servers: str) -> list[str]:
+    """``host:port,host:port`` (KAFKA_BOOTSTRAP_SERVERS) as a list of addresses. aiokafka splits such a
+    string itself, but FastStream takes a string as one address, so a cluster's list must be split here."""
+    return [server.strip() for server in servers.split(",") if server.strip()]
+
+
 def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
     """The service's FastStream broker: one producer, and the subscribers the service registers on it."""
     options = producer_options(settings, client_id=f"caseway-{service}")
     return KafkaBroker(
-        options.pop("bootstrap_servers"),
+        bootstrap_list(options.pop("bootstrap_servers")),
         client_id=options.pop("client_id"),
         acks=options.pop("acks"),
         enable_idempotence=options.pop("enable_idempotence"),

@@ -90,6 +90,14 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
     address_only_share: Annotated[
         float, typer.Option(help="Share of reports with an address and no coordinates.")
     ] = 0.15,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Kafka brokers (more than 1: a cluster on free ports, topics replicated 3 times with"
+            " min.insync.replicas 2; each Kafka kill -9 hits the node leading the most partitions).",
+        ),
+    ] = 1,
     *,
     tracing: Annotated[bool, typer.Option(help="Services export traces (OTLP).")] = True,
     keep_stack: Annotated[bool, typer.Option(help="Leave the load test's stack running.")] = False,
@@ -121,9 +129,10 @@ def faults(  # noqa: PLR0917 - typer maps each option to a parameter
         close_every_s=close_every,
         address_only_share=address_only_share,
     )
-    run = asyncio.run(run_faults(plan, stack=LoadtestStack(), say=typer.echo, keep_stack=keep_stack))
+    stack = LoadtestStack(brokers=brokers)
+    run = asyncio.run(run_faults(plan, stack=stack, say=typer.echo, keep_stack=keep_stack))
     data = {**run.as_dict(), "problems": run.problems(), "machine": machine()}
-    path = write_json("faults.json", data)
+    path = write_json("faults.json" if brokers == 1 else f"faults-{brokers}-brokers.json", data)
     for name, value in data.items():
         if name not in ("faults", "machine"):
             typer.echo(f"  {name}: {value}")

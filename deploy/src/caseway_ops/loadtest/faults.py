@@ -110,6 +110,8 @@ class FaultRun:
     replay_new_deliveries: int = 0  # alerts that reached a receiver during the replay
     longest_stall_s: dict[str, float] = field(default_factory=dict)  # per service:topic:partition
     replicas: int = 1
+    brokers: int = 1
+    replication_factor: int = 1  # of the run's topics (min.insync.replicas: one less, at least 1, at most 2)
     closes_refused: int = 0  # closes the router refused (already closed, or the router was down)
     hours: dict[str, str] = field(default_factory=dict)  # the out-of-hours windows, local times
 
@@ -131,6 +133,8 @@ class FaultRun:
             "stall_s_per_partition": self.longest_stall_s,
             "longest_stall_s": max(self.longest_stall_s.values(), default=0.0),
             "replicas": self.replicas,
+            "brokers": self.brokers,
+            "replication_factor": self.replication_factor,
             "closes_refused": self.closes_refused,
             "hours": self.hours,
         }
@@ -271,9 +275,14 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             t0 = time.monotonic()
             await _apply(fault, plan, stack, services, rng)
             took = time.monotonic() - t0
-            faults_done.append(
-                {"fault": fault, "at_s": round(t0 - started, 1), "recovered_s": round(took, 1)}
-            )
+            done: dict[str, Any] = {
+                "fault": fault,
+                "at_s": round(t0 - started, 1),
+                "recovered_s": round(took, 1),
+            }
+            if fault == "kafka" and stack.cluster is not None and stack.kafka_kills:
+                done |= stack.kafka_kills[-1]  # which node, how many leaders it had, how soon they moved
+            faults_done.append(done)
             say(f"  fault {index}: {fault} ({_word(fault)}), back in {took:.1f} s")
             await asyncio.sleep(plan.gap_seconds)
         stop_load.set()
@@ -342,6 +351,8 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             replay_new_deliveries=delivered_after - delivered_before,
             longest_stall_s=longest_stall,
             replicas=plan.replicas,
+            brokers=len(stack.cluster.nodes) if stack.cluster is not None else 1,
+            replication_factor=stack.topics.replication_factor if stack.topics is not None else 1,
             closes_refused=closer.refused,
             hours={}
             if hours is None

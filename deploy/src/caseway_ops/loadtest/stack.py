@@ -5,6 +5,11 @@ Defaults: Kafka 127.0.0.1:29092 (controller 29093), PostgreSQL 127.0.0.1:25432, 
 ``deploy/.state/faults``. ``CASEWAY_LOADTEST_KAFKA_PORT``, ``..._CONTROLLER_PORT``, ``..._POSTGRES_PORT``
 and ``CASEWAY_LOADTEST_STATE_DIR`` choose others. ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` of the
 calling environment are deliberately ignored: they name the shared stack.
+
+With ``brokers`` above 1 the stack's Kafka is a cluster of that many KRaft nodes on free ports
+(`caseway_ops.kafka_cluster`), its topics created as production would have them (replication factor 3,
+``min.insync.replicas`` 2, for three brokers), and `kill_kafka` kills -9 one node at a time: the node
+leading the most partitions, so that the leaders must move.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ import asyncio
 import os
 import signal
 import socket
+import time
+from collections import Counter
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from caseway_ops import kafka_broker, postgres_server
 from caseway_ops.database import create_database, drop_database
 from caseway_ops.errors import StackError
-from caseway_ops.kafka_topics import create_topics
+from caseway_ops.kafka_cluster import KafkaCluster
+from caseway_ops.kafka_topics import TopicsReport, create_topics
 from caseway_ops.processes import is_alive
 from caseway_ops.stack import ensure_stack, stop_stack
 from caseway_ops.stack_config import StackConfig
@@ -92,11 +100,20 @@ class RunEnvironment:
 class LoadtestStack:
     """Start, kill -9 and restart the separate broker; restart the separate PostgreSQL."""
 
-    def __init__(self, config: StackConfig | None = None) -> None:
-        self.config = config or loadtest_config()
+    def __init__(self, config: StackConfig | None = None, *, brokers: int = 1) -> None:
+        base = config or loadtest_config()
+        self.cluster: KafkaCluster | None = None
+        if brokers > 1:
+            self.cluster = KafkaCluster(base, [(free_port(), free_port()) for _ in range(brokers)])
+            # The stack's own tooling then treats Kafka as a cluster it does not start (see `up`).
+            base = replace(base, external_bootstrap_servers=self.cluster.bootstrap_servers)
+        self.config = base
+        self.kafka_kills: list[dict[str, Any]] = []  # on a cluster: which node, and how its leaders moved
+        self.topics: TopicsReport | None = None  # the last run's topics, with their replication factor
+        self._killed: int | None = None
 
     @classmethod
-    def isolated(cls, name: str) -> LoadtestStack:
+    def isolated(cls, name: str, *, brokers: int = 1) -> LoadtestStack:
         """A stack of its own on free ports, in ``<state>/<name>``: for tests, so that two test sessions
         running at once (two people, or two CI jobs on one machine) never stop each other's broker."""
         base = loadtest_config()
@@ -107,20 +124,31 @@ class LoadtestStack:
                 kafka_port=free_port(),
                 controller_port=free_port(),
                 postgres_port=free_port(),
-            )
+            ),
+            brokers=brokers,
         )
 
     async def up(self) -> None:
         _share_jars(self.config)
+        if self.cluster is not None:
+            await self.cluster.up()
         await ensure_stack(config=self.config, migrate_database=False)
 
     async def down(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
         await stop_stack(config=self.config)
 
     async def new_run(self, run_id: str) -> RunEnvironment:
-        """Fresh topics (prefix ``<run_id>.``) and a fresh migrated database ``caseway_lt_<run_id>``."""
+        """Fresh topics (prefix ``<run_id>.``) and a fresh migrated database ``caseway_lt_<run_id>``; on a
+        cluster the topics are created as production would have them."""
         prefix = f"{run_id}."
-        await create_topics(self.config.bootstrap_servers, prefix)
+        self.topics = await create_topics(
+            self.config.bootstrap_servers,
+            prefix,
+            production=self.cluster is not None,
+            replication_factor=None if self.cluster is not None else 1,
+        )
         name = f"caseway_lt_{run_id}".replace("-", "_")
         url = await create_database(self.config.database_url, name, replace=True)
         return RunEnvironment(self.config, self.config.bootstrap_servers, url, name, prefix)
@@ -131,7 +159,10 @@ class LoadtestStack:
     # Faults ----------------------------------------------------------------------------------------
 
     async def kill_kafka(self) -> int:
-        """kill -9 the broker; returns its pid once it is gone."""
+        """kill -9 the broker (on a cluster, the node leading the most partitions); returns its pid once it
+        is gone."""
+        if self.cluster is not None:
+            return await self._kill_node(self.cluster)
         pid = kafka_broker.running_pid(self.config)
         if pid is None:
             raise StackError("the load test's Kafka broker is not running")
@@ -143,7 +174,37 @@ class LoadtestStack:
         self.config.kafka_pid_file.unlink(missing_ok=True)
         return pid
 
+    async def _kill_node(self, cluster: KafkaCluster) -> int:
+        """kill -9 the node leading the most partitions and wait until another leads each of them (the
+        times are recorded in `kafka_kills`)."""
+        before = await cluster.leaders()
+        counts = Counter(before.values())
+        number = max(range(1, len(cluster.nodes) + 1), key=lambda n: counts.get(n, 0))
+        led = {where for where, leader in before.items() if leader == number}
+        pid = await cluster.kill9(number)
+        killed_at = time.monotonic()
+        moved_s: float | None = None
+        while time.monotonic() - killed_at < 60:  # noqa: PLR2004 - far beyond any election
+            try:
+                now = await cluster.leaders()
+            except Exception:  # the cluster answers slowly during the election: ask again
+                now = {}
+            if now and all(now.get(where, -1) not in (-1, number) for where in led):
+                moved_s = time.monotonic() - killed_at
+                break
+            await asyncio.sleep(0.2)
+        self._killed = number
+        self.kafka_kills.append(
+            {"node": number, "partitions_led": len(led), "leaders_moved_s": moved_s and round(moved_s, 1)}
+        )
+        return pid
+
     async def start_kafka(self) -> None:
+        if self.cluster is not None:
+            if self._killed is not None:
+                await self.cluster.start(self._killed)
+                self._killed = None
+            return
         # After a kill -9 the port may linger a moment in the kernel; starting refuses while it is taken.
         for _ in range(100):
             try:

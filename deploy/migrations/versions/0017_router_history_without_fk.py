@@ -6,16 +6,16 @@ a trigger call and a key-share row lock per history row: measured on this machin
 one set-based statement took 21-24 ms with the constraint and 9-11 ms without (a routed batch writes one
 to several history rows per report). The index on case_id stays: the case page reads it.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

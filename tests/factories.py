@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from caseway_router.adapters.case_files import CaseRow
 from caseway_shared import headers as h
-from caseway_shared.events import CaseOpened, Channel, GeoPoint, Place, Priority, ReportLinked, ReportReceived
+from caseway_shared.events import (
+    CaseOpened,
+    CaseStatus,
+    Channel,
+    GeoPoint,
+    Place,
+    Priority,
+    ReportLinked,
+    ReportReceived,
+)
 from caseway_shared.kafka import Record
 
 if TYPE_CHECKING:
@@ -82,6 +92,34 @@ def case_opened(
         due_at=due_at,
         point=None,
         summary=summary,
+    )
+
+
+def case_row(reference: str = "LV-2026-000001", *, at: datetime | None = None) -> CaseRow:
+    """A fly-tipping case in the router's tables, open, opened two hours before `at` and due a day after."""
+    at = at or datetime.now(UTC)
+    return CaseRow(
+        case_id=uuid.uuid4(),
+        reference=reference,
+        category="fly-tipping",
+        family="waste-on-street",
+        status=CaseStatus.OPEN,
+        priority=Priority.NORMAL,
+        neighbourhood=HOOD,
+        ward_code="E05015288",
+        lat=BOLD_STREET[0],
+        lon=BOLD_STREET[1],
+        address=None,
+        summary="Fly-tipping - Central",
+        description="Mattress dumped",
+        lead_department="streetscene",
+        opened_at=at - timedelta(hours=2),
+        due_at=at + timedelta(days=1),
+        closed_at=None,
+        reports_count=1,
+        flags=(),
+        resolution=None,
+        duplicate_of=None,
     )
 
 

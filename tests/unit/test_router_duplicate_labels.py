@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from caseway_router.adapters.case_files import CaseRow, HistoryEntry
+from caseway_router.adapters.case_files import HistoryEntry
 from caseway_router.adapters.memory import MemoryCaseFiles
 from caseway_router.domain.access import StaffMember, TeamScope
 from caseway_router.domain.casefile import Label, detector_verdict, label
 from caseway_router.domain.casework import Verdict
 from caseway_router.staff import Conflict, StaffDesk
 from caseway_shared.council import load_council
-from caseway_shared.events import CaseStatus, Priority
+from caseway_shared.events import CaseStatus
 from caseway_shared.unit_of_work import InMemoryUnitOfWork
+from factories import case_row
 
 NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
 HOOD = "N01"
@@ -29,38 +30,12 @@ STREETSCENE = StaffMember(
 )
 
 
-def _case(reference: str) -> CaseRow:
-    return CaseRow(
-        case_id=uuid.uuid4(),
-        reference=reference,
-        category="fly-tipping",
-        family="waste-on-street",
-        status=CaseStatus.OPEN,
-        priority=Priority.NORMAL,
-        neighbourhood=HOOD,
-        ward_code="E05015288",
-        lat=53.4021,
-        lon=-2.98,
-        address=None,
-        summary="Fly-tipping - Central",
-        description="Mattress dumped",
-        lead_department="streetscene",
-        opened_at=NOW - timedelta(hours=2),
-        due_at=NOW + timedelta(days=1),
-        closed_at=None,
-        reports_count=1,
-        flags=(),
-        resolution=None,
-        duplicate_of=None,
-    )
-
-
 class Desk:
     """Two cases: `first`, and `second`, opened by a report routing flagged as possibly `first`'s problem."""
 
     def __init__(self) -> None:
         self.files = MemoryCaseFiles()
-        self.first, self.second = _case("LV-2026-000001"), _case("LV-2026-000002")
+        self.first, self.second = case_row("LV-2026-000001", at=NOW), case_row("LV-2026-000002", at=NOW)
         self.second = replace(self.second, flags=("possible-duplicate",))
         for case in (self.first, self.second):
             self.files.add(case, departments=("streetscene",))

@@ -4,18 +4,17 @@ test_staff_actions.py proves them against PostgreSQL and Kafka."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from caseway_router.adapters.case_files import CaseRow
 from caseway_router.adapters.memory import MemoryCaseFiles
 from caseway_router.domain.access import StaffMember, TeamScope
 from caseway_router.staff import Conflict, Forbidden, NotFound, StaffDesk
 from caseway_shared.council import load_council
-from caseway_shared.events import CASE_EVENT, CaseClosed, CaseStatus, CaseStatusChanged, Priority
+from caseway_shared.events import CASE_EVENT, CaseClosed, CaseStatus, CaseStatusChanged
 from caseway_shared.unit_of_work import InMemoryUnitOfWork
+from factories import case_row
 
 NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
 HOOD = "N01"
@@ -28,43 +27,17 @@ ELSEWHERE = StaffMember(
 )
 
 
-def _case(reference: str = "LV-2026-000001") -> CaseRow:
-    return CaseRow(
-        case_id=uuid.uuid4(),
-        reference=reference,
-        category="fly-tipping",
-        family="waste-on-street",
-        status=CaseStatus.OPEN,
-        priority=Priority.NORMAL,
-        neighbourhood=HOOD,
-        ward_code="E05015288",
-        lat=53.4021,
-        lon=-2.98,
-        address=None,
-        summary="Fly-tipping - Central",
-        description="Mattress dumped",
-        lead_department="streetscene",
-        opened_at=NOW - timedelta(hours=2),
-        due_at=NOW + timedelta(days=1),
-        closed_at=None,
-        reports_count=1,
-        flags=(),
-        resolution=None,
-        duplicate_of=None,
-    )
-
-
 class Desk:
     def __init__(self) -> None:
         self.files = MemoryCaseFiles()
-        self.case = _case()
+        self.case = case_row(at=NOW)
         self.files.add(self.case, departments=("streetscene", "env-crime"))
         self.uow = InMemoryUnitOfWork(self.files)
         self.desk = StaffDesk(
             unit_of_work=self.uow, council=load_council(), topic=lambda topic: topic.value, clock=lambda: NOW
         )
 
-    def stored(self) -> CaseRow:
+    def stored(self):
         return self.files.cases[self.case.reference]
 
     def events(self) -> list:

@@ -14,13 +14,12 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
-
 from caseway_intake.adapters.api_keys import new_api_key, register_api_key
 from caseway_intake.adapters.store import purge_personal_data, revoke_api_key
 from caseway_intake.entrypoints.app import create_app
 from caseway_intake.settings import IntakeSettings
 from caseway_shared.db import create_pool
+from caseway_shared.serving import serve
 
 
 async def _add_key(settings: IntakeSettings, name: str) -> int:
@@ -75,18 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(_revoke_key(settings, arguments.name)))
     if arguments.command == "purge":
         sys.exit(asyncio.run(_purge(settings)))
-    # No access log: request lines carry query strings, where Open311 clients may put an API key or a
-    # resident's details; /metrics counts the requests instead.
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        # uvloop and httptools (shared dependencies): the event loop and HTTP parser in C, not Python.
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-    )
+    serve(create_app(settings), settings)
 
 
 if __name__ == "__main__":

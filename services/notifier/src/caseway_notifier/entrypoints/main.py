@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from caseway_notifier.entrypoints.app import create_app
 from caseway_notifier.settings import NotifierSettings
+from caseway_shared.serving import serve
 
 
 def main() -> None:
     settings = NotifierSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        loop="uvloop",
-        http="httptools",
-    )
+    serve(create_app(settings), settings)

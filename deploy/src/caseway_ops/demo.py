@@ -138,7 +138,7 @@ async def run_demo(console: Console, config: StackConfig, *, timeout: float = 60
                     SELECT count(*) FILTER (WHERE r.report_id IS NULL)
                          + (SELECT count(*) FROM notifier.notifications n
                             JOIN router.reports rr USING (case_id)
-                            WHERE rr.report_id = ANY($1::uuid[]) AND n.status = 'pending'
+                            WHERE rr.report_id = ANY($1::uuid[]) AND n.status IN ('pending', 'sending')
                               AND n.not_before <= now())
                     FROM unnest($1::uuid[]) AS ids(id) LEFT JOIN router.reports r ON r.report_id = ids.id
                     """,

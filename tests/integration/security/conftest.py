@@ -6,8 +6,6 @@ stack's jars, on free ports and in a state folder of its own, with TLS certifica
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import secrets
 import shutil
 import socket
@@ -19,11 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 
 from caseway_ops import kafka_broker, kafka_security
 from caseway_ops.kafka_topics import create_topics
@@ -31,6 +26,7 @@ from caseway_ops.stack_config import StackConfig
 from caseway_shared.kafka import producer_options, security_options, topic_name
 from caseway_shared.settings import ServiceSettings
 from caseway_shared.topics import Topic
+from certificates import certificate_authority, server_certificate
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -46,61 +42,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 def make_certificates(folder: Path, password: str) -> tuple[Path, Path]:
     """A CA, and a broker certificate it signed for 127.0.0.1 and localhost: (keystore.p12, ca.pem)."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("caseway test CA"))
-        .issuer_name(_name("caseway test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    broker = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca_key, ca = certificate_authority("caseway test CA")
+    key, broker = server_certificate(
+        ca_key, ca, common_name="127.0.0.1", dns_names=("localhost",), client_auth=True
     )
     keystore = folder / "broker.p12"
     keystore.write_bytes(

@@ -13,8 +13,6 @@ Without PostgreSQL's binaries the module is skipped on a developer's machine and
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import pwd
 import shutil
@@ -27,10 +25,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from caseway_ops import postgres_server
 from caseway_ops.errors import StackError
@@ -38,9 +33,12 @@ from caseway_ops.stack_config import StackConfig
 from caseway_router.settings import RouterSettings
 from caseway_shared.db import create_pool
 from caseway_shared.settings import production_problems
+from certificates import certificate_authority, server_certificate
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+    from cryptography import x509
 
 # Only TLS connections, and passwords always; nothing else is accepted.
 HBA = """# Written by tests/integration/security/test_database_tls.py: TLS or nothing.
@@ -58,68 +56,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate_authority(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    now = dt.datetime.now(dt.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
-
-
-def _server_certificate(
-    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A certificate for 127.0.0.1 only: connecting by another name (localhost) must fail verify-full."""
-    now = dt.datetime.now(dt.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name("caseway test database"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, certificate
 
 
 def _pem(certificate: x509.Certificate) -> bytes:
@@ -159,8 +95,8 @@ class TlsServer:
 def _install_tls(config: StackConfig) -> TlsServer:
     """ssl = on with a server certificate our CA signed, hostssl only; the CA and another CA for clients."""
     data = postgres_server.data_dir(config)
-    ca_key, ca = _certificate_authority("caseway test database CA")
-    server_key, server = _server_certificate(ca_key, ca)
+    ca_key, ca = certificate_authority("caseway test database CA")
+    server_key, server = server_certificate(ca_key, ca, common_name="caseway test database")
     (data / "server.crt").write_bytes(_pem(server))
     key_file = data / "server.key"
     key_file.write_bytes(
@@ -180,7 +116,7 @@ def _install_tls(config: StackConfig) -> TlsServer:
     ca_file = config.state_dir / "ca.pem"
     ca_file.write_bytes(_pem(ca))
     other_ca_file = config.state_dir / "other-ca.pem"
-    other_ca_file.write_bytes(_pem(_certificate_authority("someone else's CA")[1]))
+    other_ca_file.write_bytes(_pem(certificate_authority("someone else's CA")[1]))
     return TlsServer(port=config.postgres_port, ca_file=ca_file, other_ca_file=other_ca_file)
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from caseway_intake.domain.media import image_type, read_photo
 from caseway_intake.domain.open311 import PostedUpdate, parse_update
-from caseway_intake.domain.updates import STATUSES, case_update, resident_action, update_id
+from caseway_intake.domain.updates import STATUSES, case_update, in_rounds, resident_action, update_id
 from caseway_intake.domain.validation import Invalid
 from caseway_shared.events import (
     CaseAssigned,
@@ -20,6 +20,7 @@ from caseway_shared.events import (
     CaseNoteAdded,
     CaseOpened,
     CaseStatusChanged,
+    ReportLinked,
 )
 from factories import case_opened, report_linked
 
@@ -161,3 +162,28 @@ def test_a_public_note_is_an_update_that_keeps_the_status_and_internal_or_reside
         **CASE, note_id=10, visibility="public", text="Still there", actor="resident:open311"
     )
     assert case_update(resident) is None
+
+
+def test_rounds_keep_each_case_and_report_in_order_and_never_twice_in_a_round() -> None:
+    first = case_opened()
+    second = case_opened()
+    joined = report_linked(first, 2)
+    ack = CaseStatusChanged(**CASE | {"case_id": first.case_id}, status="acknowledged")
+    moved = ReportLinked(
+        occurred_at=AT,
+        case_id=second.case_id,
+        reference=second.reference,
+        report_id=joined.report_id,
+        reports_count=2,
+        score=1.0,
+        from_case_id=first.case_id,
+    )
+    closed_first = CaseClosed(**CASE | {"case_id": first.case_id})
+    events = [first, second, joined, ack, moved, closed_first]
+
+    rounds = in_rounds(events)
+
+    assert rounds == [[first, second], [joined], [ack], [moved], [closed_first]]
+    # the mover waits for the case it leaves (ack) and its own report's earlier link; the close of the case
+    # it left waits for the move, as it came after it
+    assert sorted(map(id, (event for group in rounds for event in group))) == sorted(map(id, events))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from caseway_intake.domain.open311 import RequestView, ResidentUpdate, UpdateView
-from caseway_intake.domain.updates import case_update, is_public_note, update_id
+from caseway_intake.domain.updates import case_update, in_rounds, is_public_note, update_id
 from caseway_shared.events import (
     CaseAssigned,
     CaseClosed,
@@ -260,120 +260,178 @@ async def find_requests(
 async def apply_case_events(connection: DbConnection, events: Sequence[CaseEvent], council: Council) -> None:
     """Keep each report's Open311 status in step with its case. Replays change nothing: a row only moves
     forward in time (events of one case arrive in order, keyed by case id).
+
+    Set-based: the events are applied in rounds (`in_rounds`), each a few statements whatever its size, so
+    a batch of 2,000 events after a backlog takes a few dozen round trips, not several thousand.
     """
-    for event in events:
-        match event:
-            case CaseOpened():
-                await connection.execute(
-                    """
-                    INSERT INTO intake.request_status (report_id, case_id, reference, status,
-                        agency_responsible, expected_at, updated_at)
-                    VALUES ($1, $2, $3, 'open', $4, $5, $6)
-                    ON CONFLICT (report_id) DO UPDATE SET case_id = excluded.case_id,
-                        reference = excluded.reference, agency_responsible = excluded.agency_responsible,
-                        expected_at = excluded.expected_at, updated_at = excluded.updated_at
-                    WHERE intake.request_status.updated_at <= excluded.updated_at
-                    """,
-                    event.report_id,
-                    event.case_id,
-                    event.reference,
-                    council.departments.get(event.lead_department, event.lead_department),
-                    event.due_at,
-                    event.occurred_at,
-                )
-            case ReportLinked():
-                # A linked report takes the case's current standing from any other report of the case.
-                await connection.execute(
-                    """
-                    INSERT INTO intake.request_status (report_id, case_id, reference, status, case_status,
-                        status_notes, agency_responsible, expected_at, updated_at)
-                    SELECT $1, $2, $3, coalesce(other.status, 'open'), other.case_status,
-                           other.status_notes, other.agency_responsible, other.expected_at, $4
-                    FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-                        SELECT * FROM intake.request_status WHERE case_id = $2 AND report_id <> $1 LIMIT 1
-                    ) AS other ON true
-                    ON CONFLICT (report_id) DO UPDATE SET case_id = excluded.case_id,
-                        reference = excluded.reference, status = excluded.status,
-                        status_notes = excluded.status_notes, updated_at = excluded.updated_at
-                    WHERE intake.request_status.updated_at <= excluded.updated_at
-                    """,
-                    event.report_id,
-                    event.case_id,
-                    event.reference,
-                    event.occurred_at,
-                )
-            case CaseStatusChanged() | CaseClosed():
-                case_status = event.status if isinstance(event, CaseStatusChanged) else "closed"
-                await connection.execute(
-                    """
-                    UPDATE intake.request_status
-                    SET status = CASE WHEN $2 = 'closed' THEN 'closed' ELSE 'open' END, case_status = $2,
-                        status_notes = coalesce($3, status_notes), updated_at = $4
-                    WHERE case_id = $1 AND updated_at <= $4
-                    """,
-                    event.case_id,
-                    case_status,
-                    event.note,
-                    event.occurred_at,
-                )
-            case CaseNoteAdded() if is_public_note(event):
-                # A public note is the request's status_notes from now on; its status stays as it is.
-                await connection.execute(
-                    """
-                    UPDATE intake.request_status SET status_notes = $2, updated_at = $3
-                    WHERE case_id = $1 AND updated_at <= $3
-                    """,
-                    event.case_id,
-                    event.text,
-                    event.occurred_at,
-                )
-            case CaseAssigned(role="lead"):
-                await connection.execute(
-                    "UPDATE intake.request_status SET agency_responsible = $2 WHERE case_id = $1",
-                    event.case_id,
-                    council.departments.get(event.department, event.department),
-                )
-            case _:
-                pass
-        agency = (
-            council.departments.get(event.lead_department, event.lead_department)
-            if isinstance(event, CaseOpened)
-            else None
+    for round_events in in_rounds(events):
+        await _apply_round(connection, round_events, council)
+
+
+async def _apply_round(connection: DbConnection, events: Sequence[CaseEvent], council: Council) -> None:
+    """One round: no case or report twice, so each kind is one statement and their order does not matter."""
+    opened = [event for event in events if isinstance(event, CaseOpened)]
+    linked = [event for event in events if isinstance(event, ReportLinked)]
+    changed = [event for event in events if isinstance(event, CaseStatusChanged | CaseClosed)]
+    noted = [event for event in events if isinstance(event, CaseNoteAdded) and is_public_note(event)]
+    led = [event for event in events if isinstance(event, CaseAssigned) and event.role == "lead"]
+    if opened:
+        await connection.execute(
+            """
+            INSERT INTO intake.request_status (report_id, case_id, reference, status,
+                agency_responsible, expected_at, updated_at, joined_at)
+            SELECT u.report_id, u.case_id, u.reference, 'open', u.agency, u.expected_at, u.updated_at,
+                   u.updated_at
+            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+                AS u (report_id, case_id, reference, agency, expected_at, updated_at)
+            ON CONFLICT (report_id) DO UPDATE SET case_id = excluded.case_id,
+                reference = excluded.reference, agency_responsible = excluded.agency_responsible,
+                expected_at = excluded.expected_at, updated_at = excluded.updated_at,
+                joined_at = excluded.joined_at
+            WHERE intake.request_status.updated_at <= excluded.updated_at
+            """,
+            [event.report_id for event in opened],
+            [event.case_id for event in opened],
+            [event.reference for event in opened],
+            [_agency(event.lead_department, council) for event in opened],
+            [event.due_at for event in opened],
+            [event.occurred_at for event in opened],
         )
-        if (update := case_update(event, agency=agency)) is not None:
-            await _insert_case_update(connection, event.case_id, update)
+    if linked:
+        # A linked report takes the case's current standing from any other report of the case; a report
+        # moving from another case takes all of it (it kept its old case's department and due time before).
+        await connection.execute(
+            """
+            INSERT INTO intake.request_status (report_id, case_id, reference, status, case_status,
+                status_notes, agency_responsible, expected_at, updated_at, joined_at)
+            SELECT u.report_id, u.case_id, u.reference, coalesce(other.status, 'open'), other.case_status,
+                   other.status_notes, other.agency_responsible, other.expected_at, u.updated_at,
+                   u.updated_at
+            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+                AS u (report_id, case_id, reference, updated_at)
+            LEFT JOIN LATERAL (
+                SELECT * FROM intake.request_status AS r
+                WHERE r.case_id = u.case_id AND r.report_id <> u.report_id LIMIT 1
+            ) AS other ON true
+            ON CONFLICT (report_id) DO UPDATE SET case_id = excluded.case_id,
+                reference = excluded.reference, status = excluded.status,
+                case_status = excluded.case_status, status_notes = excluded.status_notes,
+                agency_responsible = coalesce(excluded.agency_responsible,
+                                              intake.request_status.agency_responsible),
+                expected_at = excluded.expected_at, updated_at = excluded.updated_at,
+                joined_at = excluded.joined_at
+            WHERE intake.request_status.updated_at <= excluded.updated_at
+            """,
+            [event.report_id for event in linked],
+            [event.case_id for event in linked],
+            [event.reference for event in linked],
+            [event.occurred_at for event in linked],
+        )
+    if changed:
+        await connection.execute(
+            """
+            UPDATE intake.request_status AS r
+            SET status = CASE WHEN u.case_status = 'closed' THEN 'closed' ELSE 'open' END,
+                case_status = u.case_status, status_notes = coalesce(u.note, r.status_notes),
+                updated_at = u.updated_at
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+                AS u (case_id, case_status, note, updated_at)
+            WHERE r.case_id = u.case_id AND r.updated_at <= u.updated_at
+            """,
+            [event.case_id for event in changed],
+            [event.status if isinstance(event, CaseStatusChanged) else "closed" for event in changed],
+            [event.note for event in changed],
+            [event.occurred_at for event in changed],
+        )
+    if noted:
+        # A public note is the request's status_notes from now on; its status stays as it is.
+        await connection.execute(
+            """
+            UPDATE intake.request_status AS r SET status_notes = u.text, updated_at = u.updated_at
+            FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u (case_id, text, updated_at)
+            WHERE r.case_id = u.case_id AND r.updated_at <= u.updated_at
+            """,
+            [event.case_id for event in noted],
+            [event.text for event in noted],
+            [event.occurred_at for event in noted],
+        )
+    if led:
+        await connection.execute(
+            """
+            UPDATE intake.request_status AS r SET agency_responsible = u.agency
+            FROM unnest($1::uuid[], $2::text[]) AS u (case_id, agency) WHERE r.case_id = u.case_id
+            """,
+            [event.case_id for event in led],
+            [_agency(event.department, council) for event in led],
+        )
+    updates = [
+        (event.case_id, update)
+        for event in events
+        if (
+            update := case_update(
+                event,
+                agency=_agency(event.lead_department, council) if isinstance(event, CaseOpened) else None,
+            )
+        )
+        is not None
+    ]
+    if updates:
+        await _insert_case_updates(connection, updates)
 
 
-async def _insert_case_update(connection: DbConnection, case_id: UUID, update: CaseUpdate) -> None:
-    """The update for its one report, or for every report of the case; a replay inserts nothing."""
-    if update.report_id is not None:
-        report_ids = [update.report_id]
-    else:
+def _agency(department: str, council: Council) -> str:
+    """The name residents see for a department (its code when the council names it not)."""
+    return council.departments.get(department, department)
+
+
+async def _insert_case_updates(connection: DbConnection, updates: Sequence[tuple[UUID, CaseUpdate]]) -> None:
+    """Each update for its one report, or for every report of its case; a replay inserts nothing."""
+    whole_cases = [(case_id, update.at) for case_id, update in updates if update.report_id is None]
+    reports_of: dict[UUID, list[UUID]] = {}
+    if whole_cases:
+        # The reports in the case when the event happened: a report that joined later (a replay reads
+        # today's members) gets none of the case's earlier updates.
         rows = await connection.fetch(
-            "SELECT report_id FROM intake.request_status WHERE case_id = $1", case_id
+            """
+            SELECT r.case_id, r.report_id
+            FROM unnest($1::uuid[], $2::timestamptz[]) AS u (case_id, at)
+            JOIN intake.request_status AS r
+              ON r.case_id = u.case_id AND coalesce(r.joined_at, '-infinity') <= u.at
+            """,
+            [case_id for case_id, _ in whole_cases],
+            [at for _, at in whole_cases],
         )
-        report_ids = [row["report_id"] for row in rows]
-    if not report_ids:
+        for row in rows:
+            reports_of.setdefault(row["case_id"], []).append(row["report_id"])
+    rows_to_insert = [
+        (update_id(report_id, update.key), report_id, case_id, update)
+        for case_id, update in updates
+        for report_id in ([update.report_id] if update.report_id is not None else reports_of.get(case_id, []))
+    ]
+    if not rows_to_insert:
         return
     await connection.execute(
         """
         INSERT INTO intake.request_updates (update_id, report_id, case_id, origin, status, description,
             external_status_code, updated_at)
-        SELECT u.update_id, u.report_id, $3, 'case',
+        SELECT u.update_id, u.report_id, u.case_id, 'case',
             -- No status of its own (a note): the status the report's last update showed.
-            coalesce($4, (SELECT p.status FROM intake.request_updates AS p WHERE p.report_id = u.report_id
-                          ORDER BY p.updated_at DESC, p.origin = 'case' DESC LIMIT 1), 'OPEN'),
-            $5, $6, date_trunc('second', $7::timestamptz)
-        FROM unnest($1::text[], $2::uuid[]) AS u (update_id, report_id)
+            coalesce(u.status, (SELECT p.status FROM intake.request_updates AS p
+                                WHERE p.report_id = u.report_id
+                                ORDER BY p.updated_at DESC, p.origin = 'case' DESC LIMIT 1), 'OPEN'),
+            u.description, u.external_status_code, date_trunc('second', u.updated_at)
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                    $7::timestamptz[])
+            AS u (update_id, report_id, case_id, status, description, external_status_code, updated_at)
         ON CONFLICT DO NOTHING
         """,
-        [update_id(report_id, update.key) for report_id in report_ids],
-        report_ids,
-        case_id,
-        update.status,
-        update.description,
-        update.external_status_code,
-        update.at,
+        [row[0] for row in rows_to_insert],
+        [row[1] for row in rows_to_insert],
+        [row[2] for row in rows_to_insert],
+        [row[3].status for row in rows_to_insert],
+        [row[3].description for row in rows_to_insert],
+        [row[3].external_status_code for row in rows_to_insert],
+        [row[3].at for row in rows_to_insert],
     )
 
 

@@ -21,6 +21,7 @@ from caseway_shared.events import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from caseway_shared.events import CaseEvent
@@ -149,6 +150,29 @@ def case_update(event: CaseEvent, *, agency: str | None = None) -> CaseUpdate | 
             )
         case _:
             return None
+
+
+def in_rounds(events: Sequence[CaseEvent]) -> list[list[CaseEvent]]:
+    """`events` (in the order they came) split into rounds that can each be applied set-based: no case and
+    no report appears twice in a round, and each event comes in a later round than every earlier event of
+    its case or its report. Applying the rounds in turn, each in any order within, is applying the events
+    one by one: events of different cases touch different rows, except through a report, kept apart too.
+    """
+    rounds: list[list[CaseEvent]] = []
+    last_round: dict[uuid.UUID, int] = {}  # case or report id -> the last round it appears in
+    for event in events:
+        keys = [event.case_id]
+        if isinstance(event, CaseOpened | ReportLinked):
+            keys.append(event.report_id)
+        if isinstance(event, ReportLinked) and event.from_case_id is not None:
+            keys.append(event.from_case_id)  # the report leaves that case: its events stay on their side
+        index = max((last_round.get(key, -1) for key in keys), default=-1) + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(event)
+        for key in keys:
+            last_round[key] = index
+    return rounds
 
 
 def is_public_note(event: CaseNoteAdded) -> bool:

@@ -39,7 +39,7 @@ import structlog
 
 from caseway_ops.loadtest import invariants
 from caseway_ops.loadtest.generator import GeneratedReport, LoadGenerator
-from caseway_ops.loadtest.harness import ProgressWatch, Publisher, Sent, reset_groups, wait_quiet
+from caseway_ops.loadtest.harness import ProgressWatch, Publisher, Sent, Stall, reset_groups, wait_quiet
 from caseway_ops.loadtest.preload import preload_cases
 from caseway_ops.loadtest.run_council import council_for_run, move_addresses, plan_hours
 from caseway_ops.loadtest.runs import open_run
@@ -108,12 +108,30 @@ class FaultRun:
     quiet_after_load_s: float = 0.0  # from the load stopping to every report routed and every alert sent
     repeats_allowed: int = 0  # notifier kill -9s x sends in flight: what each kill may repeat
     replay_new_deliveries: int = 0  # alerts that reached a receiver during the replay
-    longest_stall_s: dict[str, float] = field(default_factory=dict)  # per service:topic:partition
+    stalls: list[Stall] = field(default_factory=list)
     replicas: int = 1
     brokers: int = 1
     replication_factor: int = 1  # of the run's topics (min.insync.replicas: one less, at least 1, at most 2)
     closes_refused: int = 0  # closes the router refused (already closed, or the router was down)
     hours: dict[str, str] = field(default_factory=dict)  # the out-of-hours windows, local times
+
+    @property
+    def longest_stall_s(self) -> dict[str, float]:
+        """Per service:topic:partition, its longest stall, whatever caused it."""
+        longest: dict[str, float] = {}
+        for stall in self.stalls:
+            longest[stall.partition] = round(max(longest.get(stall.partition, 0.0), stall.seconds), 1)
+        return dict(sorted(longest.items()))
+
+    @property
+    def stall_beyond_faults_s(self) -> dict[str, float]:
+        """Per service:topic:partition, the longest stall time no fault explains (`beyond_faults`)."""
+        longest: dict[str, float] = {}
+        for stall in self.stalls:
+            longest[stall.partition] = max(
+                longest.get(stall.partition, 0.0), beyond_faults(stall, self.faults)
+            )
+        return dict(sorted(longest.items()))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +150,20 @@ class FaultRun:
             "replay_new_deliveries": self.replay_new_deliveries,
             "stall_s_per_partition": self.longest_stall_s,
             "longest_stall_s": max(self.longest_stall_s.values(), default=0.0),
+            "stall_beyond_faults_s_per_partition": self.stall_beyond_faults_s,
+            "longest_stall_beyond_faults_s": max(self.stall_beyond_faults_s.values(), default=0.0),
+            "stall_tail_allowed_s": STALL_TAIL_S,
+            "stalls": [
+                {
+                    "partition": stall.partition,
+                    "from_s": stall.start_s,
+                    "to_s": stall.end_s,
+                    "beyond_faults_s": beyond_faults(stall, self.faults),
+                    "faults": [fault["fault"] for fault in self.faults if _overlaps(stall, fault)],
+                }
+                for stall in self.stalls
+                if stall.seconds >= STALL_LISTED_S
+            ],
             "replicas": self.replicas,
             "brokers": self.brokers,
             "replication_factor": self.replication_factor,
@@ -203,6 +235,41 @@ async def _apply(
     else:
         await stack.restart_postgres()
         await services.wait_ready(*services.running_services(), timeout=180)
+
+
+# After a fault is over (the service restarted and ready, the broker or database back), a partition may
+# still wait: for the broker to notice a killed member (the consumer's session timeout, aiokafka's 10 s
+# default), for the group to rebalance, and for the watch's next sample (every 2 s).
+STALL_TAIL_S = 10.0 + 5.0 + 2.0
+STALL_LISTED_S = 5.0  # stalls shorter than this are not listed one by one (they are in the figures)
+
+
+def _stalls_with(fault: str, service: str) -> bool:
+    """Whether `fault` stops `service`'s consumers for a while: its own restarts and rebalances, and the
+    broker's and the database's. An SMTP or webhook outage must not stall any partition."""
+    return fault in {service, f"term:{service}", f"scale:{service}", "kafka", "postgres"}
+
+
+def _window(fault: dict[str, Any]) -> tuple[float, float]:
+    return float(fault["at_s"]), float(fault["at_s"]) + float(fault["recovered_s"]) + STALL_TAIL_S
+
+
+def _overlaps(stall: Stall, fault: dict[str, Any]) -> bool:
+    start, end = _window(fault)
+    service = stall.partition.split(":", 1)[0]
+    return _stalls_with(fault["fault"], service) and stall.start_s < end and start < stall.end_s
+
+
+def beyond_faults(stall: Stall, faults: list[dict[str, Any]]) -> float:
+    """The longest stretch of `stall` outside every window of a fault that may stall its service (from the
+    fault's start to its recovery plus `STALL_TAIL_S`): what the fault does not explain, 0 when all is."""
+    windows = sorted(_window(fault) for fault in faults if _overlaps(stall, fault))
+    longest, cursor = 0.0, stall.start_s
+    for start, end in windows:
+        longest = max(longest, min(start, stall.end_s) - cursor)
+        cursor = max(cursor, end)
+    longest = max(longest, stall.end_s - cursor)
+    return round(max(longest, 0.0), 1)
 
 
 _FAULT_WORDS = {"kafka": "kill -9", "postgres": "restart", "smtp-outage": "down", "webhook-500": "HTTP 500"}
@@ -302,7 +369,7 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
         )
         quiet_after_load = time.monotonic() - load_stopped
         say(f"quiet {quiet_after_load:.0f} s after the load stopped")
-        longest_stall = await watch.stop()
+        stalls = await watch.stop()
         counts = await invariants.count(
             env.database_url,
             env.bootstrap_servers,
@@ -349,7 +416,7 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             quiet_after_load_s=quiet_after_load,
             repeats_allowed=notifier_kills * plan.sends_in_flight,
             replay_new_deliveries=delivered_after - delivered_before,
-            longest_stall_s=longest_stall,
+            stalls=stalls,
             replicas=plan.replicas,
             brokers=len(stack.cluster.nodes) if stack.cluster is not None else 1,
             replication_factor=stack.topics.replication_factor if stack.topics is not None else 1,

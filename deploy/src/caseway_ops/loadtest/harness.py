@@ -389,28 +389,54 @@ def provenance(records: Iterable[Any]) -> dict[tuple[str, int, int], str]:
     return found
 
 
+@dataclass(frozen=True)
+class Stall:
+    """A partition (`service:topic:partition`) had records waiting while its committed offset stood still,
+    from `start_s` to `end_s` (seconds since the watch started)."""
+
+    partition: str
+    start_s: float
+    end_s: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end_s - self.start_s
+
+
 class ProgressWatch:
     """Samples the services' committed offsets against the partitions' ends while a run goes on, and keeps
-    per partition the longest time it had records waiting while its committed offset did not move: the
-    stall time, as a reader of the topics sees it (a kill -9 window shows here too)."""
+    per partition each time it had records waiting while its committed offset did not move: the stalls, as
+    a reader of the topics sees them (a kill -9 window shows here too), to within one sampling period."""
 
     def __init__(self, bootstrap: str, prefix: str, *, every: float = 2.0) -> None:
         self._bootstrap = bootstrap
         self._prefix = prefix
         self._every = every
         self._since: dict[str, tuple[int, float]] = {}
-        self.longest: dict[str, float] = {}
+        self._seen_until: dict[str, float] = {}  # the last sample that saw the partition still stalled
+        self._origin = time.monotonic()
+        self.stalls: list[Stall] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self._origin = time.monotonic()
         self._task = asyncio.create_task(self._run())
 
-    async def stop(self) -> dict[str, float]:
+    async def stop(self) -> list[Stall]:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        return {name: round(seconds, 1) for name, seconds in sorted(self.longest.items())}
+        for name in list(self._seen_until):
+            self._end(name, self._seen_until[name])
+        return sorted(self.stalls, key=lambda stall: (stall.partition, stall.start_s))
+
+    def _end(self, name: str, at: float) -> None:
+        """The stall of `name`, if one was seen, ended by `at` (monotonic)."""
+        since = self._since.pop(name, None)
+        seen = self._seen_until.pop(name, None)
+        if since is not None and seen is not None:
+            self.stalls.append(Stall(name, round(since[1] - self._origin, 1), round(at - self._origin, 1)))
 
     async def _run(self) -> None:
         while True:
@@ -442,14 +468,13 @@ class ProgressWatch:
                     done = committed.get(tp)
                     offset = done.offset if done is not None and done.offset >= 0 else 0
                     name = f"{service}:{tp.topic.removeprefix(self._prefix)}:{tp.partition}"
-                    if ends[tp] <= offset:
-                        self._since.pop(name, None)  # nothing waiting: not stalled
-                        continue
                     last = self._since.get(name)
-                    if last is None or last[0] != offset:
-                        self._since[name] = (offset, now)
+                    if ends[tp] <= offset or last is None or last[0] != offset:
+                        self._end(name, now)  # nothing waiting, or it moved: a stall seen ends here
+                        if ends[tp] > offset:
+                            self._since[name] = (offset, now)
                         continue
-                    self.longest[name] = max(self.longest.get(name, 0.0), now - last[1])
+                    self._seen_until[name] = now
         finally:
             await consumer.stop()
             await admin.close()

@@ -1,5 +1,5 @@
 """How every service's `__main__` serves its app: one process, on its settings' host and port, with the
-event loop and HTTP parser in C (uvloop, httptools), logging left to `caseway_shared.logging`, no access
+HTTP parser in C (httptools) on asyncio's own event loop, logging left to `caseway_shared.logging`, no access
 log (request lines carry query strings, where Open311 clients may put an API key or a resident's details;
 /metrics counts requests instead) and no X-Forwarded-For rewriting (the router trusts its staff header by
 the peer's own address, which a forwarded header must not change)."""
@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
     from caseway_shared.settings import ServiceSettings
 
+# Not uvloop: under it a write to a broker connection that closed raises RuntimeError, which aiokafka does
+# not catch (aio-libs/aiokafka#1038): a consumer's group coordination dies after a broker restart and its
+# partitions stall until another member rebalances the group (tests/unit/test_serving_loop.py).
+EVENT_LOOP = "asyncio"
+
 
 def serve(app: ASGIApp, settings: ServiceSettings) -> None:
     uvicorn.run(
@@ -24,6 +29,6 @@ def serve(app: ASGIApp, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=False,
-        loop="uvloop",
+        loop=EVENT_LOOP,
         http="httptools",
     )

@@ -25,7 +25,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -35,6 +37,7 @@ from caseway_intake.entrypoints.app import create_app
 from caseway_intake.settings import IntakeSettings
 from caseway_ops.database import create_database, drop_database
 from caseway_ops.kafka_topics import create_topics
+from caseway_ops.loadtest.profiling import py_spy
 from caseway_shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA_BOOTSTRAP_SERVERS
 
 API_KEY = "bench-open311-key-0123456789abcdef0123456789"
@@ -127,7 +130,92 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def http_path(settings: IntakeSettings, requests: int, concurrency: int) -> None:
+def _form_request(port: int) -> bytes:
+    """One Open311 POST as bytes on the wire, built once: the load generator only writes and reads."""
+    form = urllib.parse.urlencode(
+        {
+            "api_key": API_KEY,
+            "service_code": "fly-tipping",
+            "lat": "53.4084",
+            "long": "-2.9916",
+            "description": "Mattress and bin bags dumped by the back entry.",
+            "attribute[hazardous]": "no",
+            "email": "resident@example.net",
+        }
+    ).encode()
+    head = (
+        f"POST /open311/v2/requests.json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(form)}\r\n\r\n"
+    )
+    return head.encode() + form
+
+
+async def _post_many(port: int, request: bytes, count: int, statuses: dict[int, int]) -> None:
+    """`count` requests one after another on one keep-alive connection, reading each answer whole.
+
+    A raw HTTP/1.1 client (a few dozen microseconds of CPU a request) rather than httpx (about a
+    millisecond): on two cores the load generator must not take the CPU the server is measured on."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for _ in range(count):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+async def _profile(pid: int, seconds: float, out: Path) -> str:
+    """py-spy on the server for `seconds`, its stacks written to `out` (collapsed, one line a stack, for
+    flamegraph.pl or speedscope); returns what took the most samples, by function and by file."""
+    executable = py_spy()
+    if executable is None:
+        return "py-spy is not installed"
+    process = await asyncio.create_subprocess_exec(
+        executable, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+        "--rate", "100", "--nonblocking", "--format", "raw", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await process.wait()
+    return await asyncio.to_thread(_summarise, out)
+
+
+def _summarise(out: Path) -> str:
+    if not out.exists():
+        return "py-spy wrote nothing"
+    own: dict[str, int] = {}  # samples with the function on top of the stack
+    within: dict[str, int] = {}  # samples with it anywhere in the stack
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for frame in set(frames):
+            within[frame] = within.get(frame, 0) + int(count)
+
+    def top(counts: dict[str, int]) -> str:
+        return "\n".join(
+            f"    {100 * n / total:5.1f}%  {frame}"
+            for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:25]
+        )
+
+    return (
+        f"{out} ({total} samples)\n  on top of the stack:\n{top(own)}\n"
+        f"  anywhere in the stack:\n{top(within)}"
+    )
+
+
+async def http_path(
+    settings: IntakeSettings, requests: int, concurrency: int, *, profile_to: Path | None = None
+) -> None:
     port = _free_port()
     env = {
         **os.environ,
@@ -145,10 +233,7 @@ async def http_path(settings: IntakeSettings, requests: int, concurrency: int) -
         stderr=subprocess.DEVNULL,
     )
     try:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
-        ) as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
             while True:
                 try:
@@ -159,36 +244,39 @@ async def http_path(settings: IntakeSettings, requests: int, concurrency: int) -
                 if time.monotonic() > deadline:
                     raise SystemExit("intake did not become ready")
                 await asyncio.sleep(0.3)
-            form = {
-                "api_key": API_KEY,
-                "service_code": "fly-tipping",
-                "lat": "53.4084",
-                "long": "-2.9916",
-                "description": "Mattress and bin bags dumped by the back entry.",
-                "attribute[hazardous]": "no",
-                "email": "resident@example.net",
-            }
-            statuses: dict[int, int] = {}
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for n in range(requests):
-                queue.put_nowait(n)
-
-            async def worker() -> None:
-                while not queue.empty():
-                    queue.get_nowait()
-                    response = await client.post("/open311/v2/requests.json", data=form)
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
+        request = _form_request(port)
+        await _post_many(port, request, 50, {})  # warm up: connections, prepared statements
+        statuses: dict[int, int] = {}
+        server_cpu = _cpu_seconds(process.pid)
+        started = time.perf_counter()
+        client_cpu = time.process_time()
+        load = asyncio.gather(
+            *(_post_many(port, request, requests // concurrency, statuses) for _ in range(concurrency))
+        )
+        if profile_to is not None:
+            # Sampled in the middle of the run, while every connection is busy.
+            profiled = asyncio.create_task(_profile(process.pid, 10, profile_to))
+            await load
+            print(f"http: profile {await profiled}")
+        else:
+            await load
+        elapsed = time.perf_counter() - started
+        sent = sum(statuses.values())
         print(
-            f"http: {requests} POST requests.json, {concurrency} concurrent, in {elapsed:.1f}s: "
-            f"{requests / elapsed:,.0f} requests/s; statuses {statuses}"
+            f"http: {sent} POST requests.json, {concurrency} keep-alive connections, in {elapsed:.1f}s: "
+            f"{sent / elapsed:,.0f} requests/s; statuses {statuses}; CPU per request: server "
+            f"{(_cpu_seconds(process.pid) - server_cpu) / sent * 1000:.2f} ms, load generator "
+            f"{(time.process_time() - client_cpu) / sent * 1000:.2f} ms"
         )
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
@@ -203,6 +291,9 @@ async def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="profile the Kafka path with cProfile")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument(
+        "--profile-http", type=Path, default=None, help="py-spy flame graph of the server (an .svg path)"
+    )
     parser.add_argument("--skip-kafka", action="store_true")
     arguments = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_BOOTSTRAP_SERVERS)
@@ -225,7 +316,9 @@ async def main() -> None:
         if not arguments.skip_kafka:
             await kafka_path(settings, arguments.events, profile=arguments.profile)
         if not arguments.skip_http:
-            await http_path(settings, arguments.requests, arguments.concurrency)
+            await http_path(
+                settings, arguments.requests, arguments.concurrency, profile_to=arguments.profile_http
+            )
     finally:
         await drop_database(base_url, name)
     print(f"topics left under the prefix {prefix!r} (the stack's retention removes them)")

@@ -75,13 +75,21 @@ def connect_options(settings: ServiceSettings) -> dict[str, Any]:
     return {} if argument is None else {"ssl": argument}
 
 
-def server_settings(settings: ServiceSettings, *, application_name: str) -> dict[str, str]:
-    """Startup parameters of every connection: its name, the statement timeout, and the service's role
-    when one is configured (the server then checks every statement against that role's rights)."""
+def server_settings(
+    settings: ServiceSettings, *, application_name: str, schema: str | None = None
+) -> dict[str, str]:
+    """Startup parameters of every connection: its name, the statement timeout, the service's schema first
+    on the search path (then public, for the shared extensions), and the service's role when one is
+    configured (the server then checks every statement against that role's rights).
+
+    The search path is a startup parameter rather than a SET LOCAL in each transaction: the same for every
+    user of the pool, and one round trip less per unit of work."""
     values = {
         "application_name": application_name,
         "statement_timeout": str(round(settings.database_statement_timeout_seconds * 1000)),
     }
+    if schema is not None:
+        values["search_path"] = f"{schema}, public"
     if settings.database_role:
         values["role"] = settings.database_role
     return values
@@ -95,15 +103,17 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     every release, on every hot loop."""
 
 
-async def create_pool(settings: ServiceSettings, *, application_name: str) -> asyncpg.Pool:
-    """A connection pool for one service; the caller closes it."""
+async def create_pool(
+    settings: ServiceSettings, *, application_name: str, schema: str | None = None
+) -> asyncpg.Pool:
+    """A connection pool for one service (its tables in `schema`); the caller closes it."""
     pool = await asyncpg.create_pool(
         dsn=database_dsn(settings),
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         init=_init_connection,
         reset=_keep_session,
-        server_settings=server_settings(settings, application_name=application_name),
+        server_settings=server_settings(settings, application_name=application_name, schema=schema),
         # A statement the server has not answered this long after its own timeout means the server (or the
         # way to it) is gone: TimeoutError, an infrastructure error, retried until it is back.
         command_timeout=settings.database_statement_timeout_seconds + 20,

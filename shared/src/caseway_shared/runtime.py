@@ -195,7 +195,9 @@ class ServiceRuntime:
         tracing.install_otlp_exporter(
             service=self.service, endpoint=self.settings.otel_exporter_otlp_endpoint
         )
-        self._pool = await create_pool(self.settings, application_name=f"caseway-{self.service}")
+        self._pool = await create_pool(
+            self.settings, application_name=f"caseway-{self.service}", schema=self.schema
+        )
         self._outbox_producer = AIOKafkaProducer(
             **producer_options(self.settings, client_id=f"caseway-{self.service}-outbox")
         )

@@ -79,8 +79,8 @@ class PostgresUnitOfWork(Generic[R]):
     async def __call__(self) -> AsyncIterator[_Work[R]]:
         async with self._pool().acquire() as connection:
             async with connection.transaction():
-                # The service's own tables first; shared extensions (public) after.
-                await connection.execute(f"SET LOCAL search_path TO {self._schema}, public")
+                # The pool's connections have the service's schema first on their search path
+                # (`caseway_shared.db.server_settings`): no SET LOCAL round trip per unit of work.
                 work = _Work(self._repositories(connection))
                 yield work
                 await enqueue(connection, self._schema, work.messages)
@@ -89,8 +89,7 @@ class PostgresUnitOfWork(Generic[R]):
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[R]:
-        # No transaction and no search_path: a read is one statement (or a few that need not agree), and
-        # the repositories name their schema's tables in full.
+        # No transaction: a read is one statement (or a few that need not agree).
         async with self._pool().acquire() as connection:
             yield self._repositories(connection)
 

@@ -70,7 +70,9 @@ async def router_database(
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     url = await create_database(base_url, name)
     pool = await create_pool(
-        ServiceSettings(database_url=url, database_role="caseway_router"), application_name=prefix
+        ServiceSettings(database_url=url, database_role="caseway_router"),
+        application_name=prefix,
+        schema="router",
     )
     connection = await asyncpg.connect(url)
     metrics = CollectorRegistry()

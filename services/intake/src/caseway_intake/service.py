@@ -158,8 +158,7 @@ class IntakeService:
             try:
                 async with self._unit_of_work() as work:
                     new = await self._store(work, reports)
-                    tokens = await work.repositories.tokens_of([r.event.report_id for r in reports])
-                    digests = await work.repositories.digests_of([r.event.report_id for r in reports])
+                    standing = await work.repositories.standing_of([r.event.report_id for r in reports])
             except Exception as error:
                 for _, future in batch:
                     if not future.done():
@@ -169,15 +168,16 @@ class IntakeService:
             for report, future in batch:
                 if future.done():
                     continue
-                stored = digests.get(report.event.report_id)
+                stored = standing.get(report.event.report_id)
                 if (
                     report.request_digest is not None
                     and stored is not None
-                    and stored != report.request_digest
+                    and stored.request_digest is not None
+                    and stored.request_digest != report.request_digest
                 ):
                     future.set_exception(IdempotencyConflict())
                 else:
-                    future.set_result(tokens.get(report.event.report_id))
+                    future.set_result(stored.token if stored is not None else None)
 
     async def _store(self, work: Work[IntakeStore], reports: Sequence[AcceptedReport]) -> set[UUID]:
         unique = list({report.event.report_id: report for report in reports}.values())

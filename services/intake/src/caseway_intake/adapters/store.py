@@ -4,7 +4,7 @@ API keys (hashed), tokens, and the status of each request as the cases report it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from caseway_intake.domain.open311 import RequestView, ResidentUpdate, UpdateView
 from caseway_intake.domain.updates import case_update, in_rounds, is_public_note, update_id
@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from caseway_shared.council import Council
     from caseway_shared.db import DbConnection
     from caseway_shared.events import CaseEvent
+
+
+class Standing(NamedTuple):
+    """What a stored report answers a re-post with: its token, and the body digest it was accepted with."""
+
+    token: str | None
+    request_digest: bytes | None
 
 
 async def insert_new_reports(connection: DbConnection, reports: Sequence[AcceptedReport]) -> set[UUID]:
@@ -98,21 +105,18 @@ async def insert_new_reports(connection: DbConnection, reports: Sequence[Accepte
     return new
 
 
-async def tokens_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, str]:
-    """The tokens issued for these reports (report id -> token)."""
+async def standing_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, Standing]:
+    """For each of these reports that exists, the token issued for it and the body digest it was accepted
+    with (None: not an Open311 POST, or older), in one round trip."""
     rows = await connection.fetch(
-        "SELECT report_id, token FROM intake.tokens WHERE report_id = ANY($1::uuid[])", list(report_ids)
-    )
-    return {row["report_id"]: row["token"] for row in rows}
-
-
-async def digests_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, bytes | None]:
-    """The body digest each of these reports was accepted with (None: not an Open311 POST, or older)."""
-    rows = await connection.fetch(
-        "SELECT report_id, request_digest FROM intake.reports WHERE report_id = ANY($1::uuid[])",
+        """
+        SELECT r.report_id, t.token, r.request_digest
+        FROM intake.reports AS r LEFT JOIN intake.tokens AS t ON t.report_id = r.report_id
+        WHERE r.report_id = ANY($1::uuid[])
+        """,
         list(report_ids),
     )
-    return {row["report_id"]: row["request_digest"] for row in rows}
+    return {row["report_id"]: Standing(row["token"], row["request_digest"]) for row in rows}
 
 
 async def sources_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, str]:
@@ -542,11 +546,8 @@ class IntakeStore:
     async def insert_new_reports(self, reports: Sequence[AcceptedReport]) -> set[UUID]:
         return await insert_new_reports(self.connection, reports)
 
-    async def tokens_of(self, report_ids: Sequence[UUID]) -> dict[UUID, str]:
-        return await tokens_of(self.connection, report_ids)
-
-    async def digests_of(self, report_ids: Sequence[UUID]) -> dict[UUID, bytes | None]:
-        return await digests_of(self.connection, report_ids)
+    async def standing_of(self, report_ids: Sequence[UUID]) -> dict[UUID, Standing]:
+        return await standing_of(self.connection, report_ids)
 
     async def sources_of(self, report_ids: Sequence[UUID]) -> dict[UUID, str]:
         return await sources_of(self.connection, report_ids)

@@ -81,6 +81,10 @@ async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(sta
     assert counts.alerts_after_close == 0
     assert run.replay_new_deliveries == 0
     assert max(run.longest_stall_s.values(), default=0) < 180  # no partition stuck
+    # No partition stands still longer than its faults explain (a fault's recovery plus the group's
+    # tail), give or take a few seconds of a loaded machine: a consumer left broken by a Kafka restart
+    # (uvloop, aio-libs/aiokafka#1038) stood 35-65 s beyond them.
+    assert max(run.stall_beyond_faults_s.values(), default=0) <= 10, run.stall_beyond_faults_s
     assert counts.accepted > 500
     assert counts.cases > 0
     assert counts.lost_reports == 0

@@ -453,6 +453,13 @@ async def _install_extensions(config: StackConfig, database: str) -> None:
     try:
         for extension in _EXTENSIONS:
             await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
+        if _statement_statistics(config):
+            # For the benchmark's top statements: pg_stat_statements is not a trusted extension, and its
+            # reset is the superuser's unless granted (a grant in template1 is copied to each new database).
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.execute(
+                f"GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO {DB_USER}"
+            )
     finally:
         await conn.close()
 
@@ -466,7 +473,6 @@ async def ensure_roles(config: StackConfig) -> str:
     it would on a production server where an administrator installed them.
     """
     done: list[str] = []
-    await _install_extensions(config, "template1")
     conn = await _superuser_connection(config, "postgres")
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", DB_USER):
@@ -475,8 +481,13 @@ async def ensure_roles(config: StackConfig) -> str:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB_NAME):
             await conn.execute(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
             done.append(f"database {DB_NAME}")
+        # Every statement's text in pg_stat_statements, not only its own role's (the services' roles).
+        await conn.execute(f"GRANT pg_read_all_stats TO {DB_USER}")
     finally:
         await conn.close()
+    # The role first: template1's grants name it. Databases made before this from template1 (this one,
+    # if just created) get their extensions below.
+    await _install_extensions(config, "template1")
     await _install_extensions(config, DB_NAME)
     return f"created {', '.join(done)}" if done else "role and database present"
 

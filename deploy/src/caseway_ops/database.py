@@ -140,6 +140,17 @@ async def drop_database(database_url: str, name: str) -> None:
         raise StackError(f"database name {name!r}: use lower-case letters, digits and _, at most 63")
     conn = await asyncpg.connect(asyncpg_dsn(database_url), timeout=10)
     try:
+        # A pool just closed leaves its server processes exiting for a moment. FORCE would terminate
+        # them, which a non-superuser may do only to its own roles' processes: a service's pool runs as
+        # the service's role, and the drop failed "must be a member of the role whose process is being
+        # terminated". So wait (briefly) for clients that are leaving anyway; FORCE is for the rest.
+        for _ in range(50):
+            connected = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name
+            )
+            if not connected:
+                break
+            await asyncio.sleep(0.1)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()

@@ -134,6 +134,7 @@ class FaultRun:
         return dict(sorted(longest.items()))
 
     def as_dict(self) -> dict[str, Any]:
+        longest, beyond = self.longest_stall_s, self.stall_beyond_faults_s
         return {
             **self.counts.as_dict(),
             "replay_new_cases": self.replay_new_cases,
@@ -148,10 +149,10 @@ class FaultRun:
             "quiet_after_load_s": round(self.quiet_after_load_s, 1),
             "repeats_allowed": self.repeats_allowed,
             "replay_new_deliveries": self.replay_new_deliveries,
-            "stall_s_per_partition": self.longest_stall_s,
-            "longest_stall_s": max(self.longest_stall_s.values(), default=0.0),
-            "stall_beyond_faults_s_per_partition": self.stall_beyond_faults_s,
-            "longest_stall_beyond_faults_s": max(self.stall_beyond_faults_s.values(), default=0.0),
+            "stall_s_per_partition": longest,
+            "longest_stall_s": max(longest.values(), default=0.0),
+            "stall_beyond_faults_s_per_partition": beyond,
+            "longest_stall_beyond_faults_s": max(beyond.values(), default=0.0),
             "stall_tail_allowed_s": STALL_TAIL_S,
             "stalls": [
                 {

@@ -133,9 +133,13 @@ async def run_demo(console: Console, config: StackConfig, *, timeout: float = 60
         deadline = time.monotonic() + timeout
         with console.status("Waiting for the services to route and notify..."):
             while time.monotonic() < deadline:
+                # Waiting: reports not routed yet, cases the notifier has not heard of yet (every sample
+                # case alerts its teams), and alerts due but not sent.
                 pending = await connection.fetchval(
                     """
                     SELECT count(*) FILTER (WHERE r.report_id IS NULL)
+                         + count(*) FILTER (WHERE r.report_id IS NOT NULL AND NOT EXISTS (
+                               SELECT 1 FROM notifier.notifications n WHERE n.case_id = r.case_id))
                          + (SELECT count(*) FROM notifier.notifications n
                             JOIN router.reports rr USING (case_id)
                             WHERE rr.report_id = ANY($1::uuid[]) AND n.status IN ('pending', 'sending')

@@ -89,6 +89,36 @@ async def enqueue(connection: DbConnection, schema: str, messages: Sequence[Outb
     )
 
 
+async def publish_now(producer: AIOKafkaProducer, messages: Sequence[OutboxMessage]) -> None:
+    """Publish `messages` in order and return once the broker has acknowledged every one (acks=all);
+    raise the first failure.
+
+    For events whose change is already committed and whose caller makes them again if this fails: a
+    consumer's handler, whose offsets are committed only after it returns, so that a redelivery emits the
+    events once more (every consumer deduplicates on business keys). Everything else goes through the
+    outbox: an HTTP request or a staff action is not redelivered."""
+    futures: list[asyncio.Future[Any]] = []
+    try:
+        for message in messages:
+            headers = dict(message.headers)
+            with tracing.publishing(message.topic, headers):
+                futures.append(
+                    await producer.send(
+                        message.topic,
+                        message.payload,
+                        key=message.key.encode(),
+                        headers=h.encode_headers(headers),
+                    )
+                )
+    finally:
+        # What was handed over goes on its way whatever happened to the rest: wait for it (and retrieve
+        # its failure, if any) before reporting.
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxBacklog:
     """What an outbox holds: rows to publish, how old the oldest is, and rows set aside."""

@@ -34,7 +34,7 @@ from caseway_shared.events import Heartbeat
 from caseway_shared.kafka import Record, consumer_group, make_broker, producer_options, topic_name
 from caseway_shared.logging import configure_logging
 from caseway_shared.metrics import ServiceMetrics
-from caseway_shared.outbox import OutboxRelay
+from caseway_shared.outbox import OutboxRelay, publish_now
 from caseway_shared.topics import Topic
 from caseway_shared.unit_of_work import PostgresUnitOfWork
 from caseway_shared.version import caseway_version
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from caseway_shared.db import DbConnection
+    from caseway_shared.outbox import OutboxMessage
     from caseway_shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -77,6 +78,7 @@ class ServiceRuntime:
         )
         self._pool: asyncpg.Pool | None = None
         self._relay: OutboxRelay | None = None
+        self._outbox_producer: AIOKafkaProducer | None = None
         self._subscribers: list[BatchSubscriber] = []
         self._consumers: list[BatchConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -106,7 +108,15 @@ class ServiceRuntime:
             schema=self.schema,
             repositories=repositories,
             wake=lambda: self.relay.wake(),  # noqa: PLW0108 - no relay until started,
+            send=self.publish_now,
         )
+
+    async def publish_now(self, messages: Sequence[OutboxMessage]) -> None:
+        """Publish `messages` with the outbox relay's producer and wait for the broker to take them all
+        (`outbox.publish_now`): for a consumer's events after its commit."""
+        if self._outbox_producer is None:
+            raise RuntimeError("the service is not started: no producer yet")
+        await publish_now(self._outbox_producer, messages)
 
     def subscribe(
         self,
@@ -198,19 +208,20 @@ class ServiceRuntime:
         self._pool = await create_pool(
             self.settings, application_name=f"caseway-{self.service}", schema=self.schema
         )
-        self._outbox_producer = AIOKafkaProducer(
+        # One producer for the outbox relay and for what consumers publish after their commits.
+        producer = self._outbox_producer = AIOKafkaProducer(
             **producer_options(self.settings, client_id=f"caseway-{self.service}-outbox")
         )
         self._relay = OutboxRelay(
             pool=self._pool,
-            producer=self._outbox_producer,
+            producer=producer,
             schema=self.schema,
             on_published=self.figures.outbox_published.labels(self.service).inc,
         )
         relay_task: asyncio.Task[None] | None = None
         try:
             await self.broker.start()
-            await self._outbox_producer.start()
+            await producer.start()
             relay_task = asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox")
             self._tasks.extend(asyncio.create_task(job()) for job in self._background)
             self._tasks.append(asyncio.create_task(self._heartbeats(), name=f"{self.service}-heartbeat"))
@@ -233,7 +244,7 @@ class ServiceRuntime:
             if relay_task is not None:
                 with contextlib.suppress(Exception):
                     await self._relay.finish(relay_task)
-            await self._outbox_producer.stop()
+            await producer.stop()
             await self.broker.stop()
             await self._pool.close()
 

@@ -6,6 +6,13 @@ transactional outbox), committed together, and the outbox relay woken once they 
         work.publish(message)
     # committed: the relay publishes `message`; an exception inside rolls everything back, messages too.
 
+A consumer's handler may instead hand its events to `work.publish_after_commit`: they are not written to
+the outbox but published from memory once the transaction has committed, and the unit of work returns
+only when the broker has acknowledged them (it raises if it could not). That is sound only where the
+caller is redelivered when it raises, and emits the same events again on redelivery, for work it finds
+already done (ADR 0002): a Kafka handler whose offsets are committed after it returns. It saves the
+outbox's insert, the relay's read and its delete for each event.
+
 Services take a `UnitOfWork` (and a clock) instead of reaching into a runtime object for a pool, a
 transaction, the outbox and the relay. `InMemoryUnitOfWork` is its twin for unit tests: the same calls,
 no database, and what each committed unit published is kept for the test to read.
@@ -20,7 +27,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from caseway_shared.outbox import OutboxMessage, enqueue
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     import asyncpg
 
@@ -38,6 +45,8 @@ class Work(Protocol[R_co]):
 
     def publish(self, *messages: OutboxMessage) -> None: ...
 
+    def publish_after_commit(self, *messages: OutboxMessage) -> None: ...
+
 
 class UnitOfWork(Protocol[R_co]):
     def __call__(self) -> contextlib.AbstractAsyncContextManager[Work[R_co]]: ...
@@ -51,16 +60,21 @@ class UnitOfWork(Protocol[R_co]):
 class _Work(Generic[R]):
     repositories: R
     messages: list[OutboxMessage] = field(default_factory=list)
+    after_commit: list[OutboxMessage] = field(default_factory=list)
 
     def publish(self, *messages: OutboxMessage) -> None:
         self.messages.extend(messages)
+
+    def publish_after_commit(self, *messages: OutboxMessage) -> None:
+        self.after_commit.extend(messages)
 
 
 class PostgresUnitOfWork(Generic[R]):
     """Units of work on a service's PostgreSQL schema, its repositories built from the connection.
 
     `pool` and `wake` are callables because the pool and the relay exist only once the service has
-    started (see `ServiceRuntime.unit_of_work`)."""
+    started (see `ServiceRuntime.unit_of_work`); `send` publishes what a unit hands to
+    `publish_after_commit` and waits for the broker's acknowledgements (`outbox.publish_now`)."""
 
     def __init__(
         self,
@@ -69,11 +83,13 @@ class PostgresUnitOfWork(Generic[R]):
         schema: str,
         repositories: Callable[[DbConnection], R],
         wake: Callable[[], object],
+        send: Callable[[Sequence[OutboxMessage]], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
         self._schema = schema
         self._repositories = repositories
         self._wake = wake
+        self._send = send
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[_Work[R]]:
@@ -86,6 +102,10 @@ class PostgresUnitOfWork(Generic[R]):
                 await enqueue(connection, self._schema, work.messages)
             if work.messages:
                 self._wake()
+        if work.after_commit:
+            if self._send is None:
+                raise RuntimeError("this unit of work has no producer to publish after commit with")
+            await self._send(work.after_commit)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[R]:
@@ -95,13 +115,15 @@ class PostgresUnitOfWork(Generic[R]):
 
 
 class InMemoryUnitOfWork(Generic[R]):
-    """The unit-test twin: the same repositories object for every unit (the test's fake), and the
-    messages of each committed unit in `published`. A unit that raises publishes nothing (the fake
-    repositories' own changes are theirs to undo, if a test needs it)."""
+    """The unit-test twin: the same repositories object for every unit (the test's fake), the outbox
+    messages of each committed unit in `published`, and those published after its commit in
+    `published_after_commit`. A unit that raises publishes nothing (the fake repositories' own changes
+    are theirs to undo, if a test needs it)."""
 
     def __init__(self, repositories: R) -> None:
         self.repositories = repositories
         self.published: list[OutboxMessage] = []
+        self.published_after_commit: list[OutboxMessage] = []
         self.committed = 0
         self.rolled_back = 0
 
@@ -114,6 +136,7 @@ class InMemoryUnitOfWork(Generic[R]):
             self.rolled_back += 1
             raise
         self.published.extend(work.messages)
+        self.published_after_commit.extend(work.after_commit)
         self.committed += 1
 
     @contextlib.asynccontextmanager

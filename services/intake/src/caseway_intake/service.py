@@ -33,12 +33,12 @@ from caseway_intake.domain.validation import (
 )
 from caseway_shared import headers as h
 from caseway_shared.consuming import MalformedMessage
-from caseway_shared.events import CASE_EVENT, CaseEvent, ResidentUpdateReceived
+from caseway_shared.events import CASE_EVENT, CaseEvent, ReportReceived, ResidentUpdateReceived
 from caseway_shared.outbox import OutboxMessage
 from caseway_shared.topics import Topic
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
     from uuid import UUID
 
     from caseway_intake.adapters.api_keys import ApiKeys
@@ -132,9 +132,15 @@ class IntakeService:
         return self._api_keys
 
     async def accept(self, reports: Sequence[AcceptedReport]) -> set[UUID]:
-        """Store new reports and queue their ReportReceived events in one transaction; returns new ids."""
+        """Store the new ones of a consumed batch's reports, then publish the ReportReceived event of every
+        one of them and wait for the broker; returns the new ids.
+
+        The events go from memory after the commit, not through the outbox (issue 16 item 7): this runs in
+        a Kafka handler, redelivered if it raises, so a report found already stored has the event it was
+        accepted with published again, unchanged (the router keeps one report per id): a crash between
+        the commit and the broker's acknowledgement loses nothing."""
         async with self._unit_of_work() as work:
-            new = await self._store(work, reports)
+            new = await self._store(work, reports, after_commit=True)
         self._after_accept(reports, new)
         return new
 
@@ -179,24 +185,35 @@ class IntakeService:
                 else:
                     future.set_result(stored.token if stored is not None else None)
 
-    async def _store(self, work: Work[IntakeStore], reports: Sequence[AcceptedReport]) -> set[UUID]:
+    async def _store(
+        self, work: Work[IntakeStore], reports: Sequence[AcceptedReport], *, after_commit: bool = False
+    ) -> set[UUID]:
+        """Insert the new ones of `reports`; their events go to the outbox, or, `after_commit`, are
+        published once the unit commits, with the stored event of each repeat (see `accept`)."""
         unique = list({report.event.report_id: report for report in reports}.values())
-        received_topic = self._topic(Topic.REPORTS_RECEIVED)
         new = await work.repositories.insert_new_reports(unique)
-        work.publish(
-            *(
-                OutboxMessage.for_event(
-                    topic=received_topic,
-                    key=str(report.event.report_id),
-                    event=report.event,
-                    correlation_id=str(report.event.report_id),
-                    producer=SERVICE,
-                )
-                for report in unique
-                if report.event.report_id in new
-            )
-        )
+        events = [report.event for report in unique if report.event.report_id in new]
+        if not after_commit:
+            work.publish(*self._received(events))
+            return new
+        repeats = [report.event.report_id for report in unique if report.event.report_id not in new]
+        if repeats:  # one more round trip, only for a batch with repeats in it
+            events += await work.repositories.received_events(repeats)
+        work.publish_after_commit(*self._received(events))
         return new
+
+    def _received(self, events: Iterable[ReportReceived]) -> list[OutboxMessage]:
+        topic = self._topic(Topic.REPORTS_RECEIVED)
+        return [
+            OutboxMessage.for_event(
+                topic=topic,
+                key=str(event.report_id),
+                event=event,
+                correlation_id=str(event.report_id),
+                producer=SERVICE,
+            )
+            for event in events
+        ]
 
     def _after_accept(self, reports: Sequence[AcceptedReport], new: set[UUID]) -> None:
         if len(reports) == 1:

@@ -15,6 +15,7 @@ from caseway_shared.events import (
     CaseOpened,
     CaseStatusChanged,
     ReportLinked,
+    ReportReceived,
 )
 
 if TYPE_CHECKING:
@@ -117,6 +118,14 @@ async def standing_of(connection: DbConnection, report_ids: Sequence[UUID]) -> d
         list(report_ids),
     )
     return {row["report_id"]: Standing(row["token"], row["request_digest"]) for row in rows}
+
+
+async def received_events(connection: DbConnection, report_ids: Sequence[UUID]) -> list[ReportReceived]:
+    """The ReportReceived event each of these reports was accepted with (those that exist)."""
+    rows = await connection.fetch(
+        "SELECT event FROM intake.reports WHERE report_id = ANY($1::uuid[])", list(report_ids)
+    )
+    return [ReportReceived.model_validate(row["event"]) for row in rows]
 
 
 async def sources_of(connection: DbConnection, report_ids: Sequence[UUID]) -> dict[UUID, str]:
@@ -548,6 +557,9 @@ class IntakeStore:
 
     async def standing_of(self, report_ids: Sequence[UUID]) -> dict[UUID, Standing]:
         return await standing_of(self.connection, report_ids)
+
+    async def received_events(self, report_ids: Sequence[UUID]) -> list[ReportReceived]:
+        return await received_events(self.connection, report_ids)
 
     async def sources_of(self, report_ids: Sequence[UUID]) -> dict[UUID, str]:
         return await sources_of(self.connection, report_ids)

@@ -3,6 +3,7 @@ database): handling case events, the hand-off of what is recorded to the sender,
 decisions — each notification on its own, outcomes recorded together, outages paused rather than
 failed, nothing for closed cases, no escalation once acknowledged."""
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -324,6 +325,31 @@ async def test_the_outcomes_of_a_batch_are_recorded_in_one_unit_of_work():
     [written] = [keys for table, keys in h.store.writes if table == "outcomes"]
     assert written == sorted(h.store.notifications)
     assert len(h.published("NotificationSent")) == 10
+
+
+@dataclass
+class StaggeredChannel(InMemoryChannel):
+    """Each send takes 10 ms longer than the one before: outcomes finish one by one."""
+
+    started: int = 0
+
+    async def send(self, message: Message) -> None:
+        self.started += 1
+        await asyncio.sleep(0.01 * self.started)
+        await super().send(message)
+
+
+async def test_outcomes_that_finish_one_after_another_wait_for_each_other_and_go_in_one_write():
+    # Under load a transaction per handful of outcomes cost the notifier more than its sends (issue 16,
+    # item 10): before, the first outcome was written alone at once and each later one in a write of its own.
+    h = Harness(email=StaggeredChannel(), webhook=StaggeredChannel())
+    h.settings = h.settings.model_copy(update={"outcome_wait_seconds": 0.5})
+    await h.case_events().handle([(_opened("waste"), "c") for _ in range(4)])
+    assert await h.sender().deliver_due() == 8
+    outcome_writes = [keys for table, keys in h.store.writes if table == "outcomes"]
+    assert len(outcome_writes) == 1
+    assert sorted(outcome_writes[0]) == sorted(h.store.notifications)
+    assert len(h.published("NotificationSent")) == 8
 
 
 async def test_a_first_success_writes_no_attempt_but_a_retried_notification_keeps_every_attempt():

@@ -89,9 +89,11 @@ class FaultPlan:
     rebalances: int = 0  # per service: one more replica started, then stopped, under load
     # What one kill -9 of the notifier may repeat at the receivers: the sends in flight at that instant,
     # recorded as sending but not yet as sent. The notifier keeps up to `send_concurrency` (32) deliveries in
-    # flight per channel kind, and the run's teams use two kinds (email, webhook). Every other fault
-    # (SIGTERM, outages, restarts, the replay) may repeat nothing.
-    sends_in_flight: int = 32 * 2
+    # flight per channel kind, and the run's teams use two kinds (email, webhook); and the outcomes sent
+    # and waiting up to `outcome_wait_seconds` (50 ms) to be recorded together: at the run's 100 reports
+    # (about 200 alerts) a second, about 10, so 16. Every other fault (SIGTERM, outages, restarts, the
+    # replay) may repeat nothing.
+    sends_in_flight: int = 32 * 2 + 16
 
 
 @dataclass

@@ -56,6 +56,13 @@ class NotifierSettings(ServiceSettings):
     escalation_poll_seconds: float = Field(default=30.0, gt=0)
     escalation_batch_size: int = Field(default=200, ge=1)
     send_poll_seconds: float = Field(default=0.5, gt=0)
+    outcome_wait_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        description="How long a delivered notification's outcome waits for others to be recorded with it:"
+        " one write for many under load, the outcome recorded at most this much later.",
+    )
+    outcome_group_size: int = Field(default=500, ge=1, description="Most outcomes recorded in one write.")
     send_timeout_seconds: float = Field(default=10, gt=0)
     claim_lease_seconds: float = Field(
         default=120.0,

@@ -8,9 +8,11 @@ out — are claimed by a periodic sweep (`deliver_due`), in batches, with the sa
 
 Each is then delivered on its own, with no transaction open while a message is on its way; one
 notification's failure is its own (it is classified, see `domain.delivery`). Outcomes are recorded
-together: while one unit of work writes the outcomes that were ready, those that finish meanwhile wait
-and go in the next (one statement for all of them). A write that fails is retried; one that fails for
-something other than an outage is split, so one outcome that cannot be recorded holds back no other.
+together: the first to finish waits `outcome_wait_seconds` for others to join it, and while one unit of
+work writes them, those that finish meanwhile wait and go in the next (one statement for all of them:
+hundreds of sends a second otherwise cost a transaction per handful). A write that fails is retried;
+one that fails for something other than an outage is split, so one outcome that cannot be recorded holds
+back no other.
 An outcome that could not be recorded leaves its notification claimed: nobody sends it again until its
 lease has run out. What the domain says must not go any more (a closed case, an acknowledged case's
 escalation, a digest left with nothing to say) is suppressed instead of sent. A destination in an
@@ -403,8 +405,11 @@ class Sender:
         await asyncio.shield(future)
 
     async def _record_waiting(self) -> None:
+        most = self._settings.outcome_group_size
         while self._unrecorded:
-            group, self._unrecorded = self._unrecorded, []
+            if len(self._unrecorded) < most and not self._stopping:
+                await asyncio.sleep(self._settings.outcome_wait_seconds)  # let others join this write
+            group, self._unrecorded = self._unrecorded[:most], self._unrecorded[most:]
             try:
                 await self._write([done for done, _ in group])
             finally:

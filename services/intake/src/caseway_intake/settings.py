@@ -20,9 +20,6 @@ class IntakeSettings(ServiceSettings):
     council_dir: Path = Field(
         default=LIVERPOOL_DIR, validation_alias=AliasChoices("council_dir", "CASEWAY_COUNCIL_DIR")
     )
-    # Contact-centre events are small and validated in memory: large batches amortise the one database
-    # transaction and the one outbox wake-up per batch.
-    consumer_max_records: int = Field(default=2000, ge=1, description="Most records handled in one batch.")
     open311_seed_api_key: SecretStr | None = Field(
         default=None,
         description="An API key registered (hashed) at start-up under the name 'seed': for demos and dev.",

@@ -116,10 +116,14 @@ async def _report_timings(database_url: str, sent: Sequence[Sent]) -> list[dict[
     try:
         rows = await db.fetch(
             """
-            SELECT i.report_id, i.accepted_at, r.routed_at,
-                   (SELECT min(n.created_at) FROM notifier.notifications n
-                    WHERE n.correlation_id = i.report_id::text) AS recorded_at
+            SELECT i.report_id, i.accepted_at, r.routed_at, n.recorded_at
             FROM intake.reports i JOIN router.reports r USING (report_id)
+            -- One pass over the notifications (hash join): a subquery per report, with no index on the
+            -- correlation id, took five minutes of a core after a 20,000-report backlog.
+            LEFT JOIN (
+                SELECT correlation_id, min(created_at) AS recorded_at
+                FROM notifier.notifications GROUP BY correlation_id
+            ) n ON n.correlation_id = i.report_id::text
             WHERE i.report_id = ANY($1::uuid[])
             """,
             list(published),

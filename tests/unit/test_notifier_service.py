@@ -253,6 +253,57 @@ async def test_an_alert_the_sender_reaches_after_its_teams_quiet_hours_began_wai
     assert len(h.email.sent) == len(h.webhook.sent) == 1
 
 
+@dataclass
+class GatedChannel(InMemoryChannel):
+    """Its first send waits until the test opens the gate: the next ones queue for the one connection."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    first_started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, message: Message) -> None:
+        if not self.first_started.is_set():
+            self.first_started.set()
+            await self.gate.wait()
+        await super().send(message)
+
+
+async def test_an_alert_whose_turn_to_send_comes_after_its_teams_quiet_hours_began_waits_for_their_end():
+    # Found by the CI fault run: 55 alerts reached their teams 2 s into the quiet hours. The hours were
+    # checked when the sender reached each alert, then it waited for a free connection under load.
+    quiet = {"quiet_hours": {"start": "12:05", "end": "12:30"}}
+    base = _directory()
+    directory = Directory.model_validate(
+        {**base.model_dump(), "teams": [{**t.model_dump(), **quiet} for t in base.teams], "defaults": quiet}
+    )
+    h = Harness(directory=directory, email=GatedChannel())
+    h.settings = h.settings.model_copy(update={"ignore_hours": False})
+    h.clock.now = START + timedelta(minutes=4, seconds=59)  # in hours
+    await CaseEvents(unit_of_work=h.uow, directory=directory, messages=h.messages, clock=h.clock).handle(
+        [(_opened("waste"), "c1"), (_opened("waste"), "c2")]
+    )
+    sender = Sender(
+        unit_of_work=h.uow,
+        channels={"email": h.email, "webhook": h.webhook},
+        messages=h.messages,
+        settings=h.settings,
+        clock=h.clock,
+        directory=directory,
+        concurrency={"email": 1},
+    )
+    sweep = asyncio.create_task(sender.deliver_due())
+    await asyncio.wait_for(h.email.first_started.wait(), timeout=5)  # type: ignore[attr-defined]
+    h.clock.now = START + timedelta(minutes=5, seconds=2)  # the quiet hours have begun
+    h.email.gate.set()  # type: ignore[attr-defined]
+    assert await sweep == 4
+    # The send that had started goes; the one still waiting for the connection waits for the end of them.
+    assert len(h.email.sent) == 1
+    emails = [n for n in h.store.notifications.values() if n.planned.channel == "email"]
+    assert sorted(n.status for n in emails) == ["pending", "sent"]
+    h.clock.now = START + timedelta(minutes=30)
+    assert await sender.deliver_due() == 1
+    assert len(h.email.sent) == 2
+
+
 async def test_a_closed_case_is_sent_nothing_and_an_acknowledged_one_is_not_escalated():
     h = Harness()
     closed, acknowledged = _opened("waste"), _opened("waste")

@@ -81,6 +81,14 @@ log = structlog.get_logger(__name__)
 _RECORD_TRIES = 8  # recording an outcome is retried for about a minute before the lease decides
 
 
+class _HeldForHours(Exception):
+    """The team went out of hours while the notification waited for a free connection or the rate limit."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until.isoformat())
+        self.until = until
+
+
 class _LeaseRunningOut(Exception):
     """Too late to send: the notification's lease ends before a send could, and then it is the sweep's."""
 
@@ -245,6 +253,12 @@ class Sender:
             return
         try:
             outcome, cases = await self._attempt(claimed, entries)
+        except _HeldForHours as held:
+            log.info(
+                "notification_held_for_hours", notification_key=claimed.key, until=held.until.isoformat()
+            )
+            await self._release(claimed, until=held.until)
+            return
         except _LeaseRunningOut:
             # Not released either: by the time a release ran, another sender might have claimed it.
             log.warning("delivery_left_to_sweep", notification_key=claimed.key, reason="lease running out")
@@ -302,6 +316,10 @@ class Sender:
                 if self._stopping:
                     return None, cases
             self._check_lease(claimed)
+            # Checked again now that it is its turn: waiting for a connection or the rate limit under load
+            # can take seconds, and the team's quiet hours may have begun meanwhile.
+            if (later := self._held_until(claimed)) is not None:
+                raise _HeldForHours(later)
             channel = self._channels.get(claimed.channel)
             if channel is None:
                 error = PermanentDeliveryError(f"no adapter configured for channel {claimed.channel!r}")

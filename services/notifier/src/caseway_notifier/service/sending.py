@@ -315,11 +315,7 @@ class Sender:
                 await limit.acquire()
                 if self._stopping:
                     return None, cases
-            self._check_lease(claimed)
-            # Checked again now that it is its turn: waiting for a connection or the rate limit under load
-            # can take seconds, and the team's quiet hours may have begun meanwhile.
-            if (later := self._held_until(claimed)) is not None:
-                raise _HeldForHours(later)
+            self._check_turn(claimed)
             channel = self._channels.get(claimed.channel)
             if channel is None:
                 error = PermanentDeliveryError(f"no adapter configured for channel {claimed.channel!r}")
@@ -349,6 +345,14 @@ class Sender:
             ),
             cases,
         )
+
+    def _check_turn(self, claimed: Claimed) -> None:
+        """Its turn to be sent has come: raise unless it may go now. The team's hours are checked again
+        here: waiting for a connection or the rate limit under load can take seconds, and the team's quiet
+        hours may have begun meanwhile."""
+        self._check_lease(claimed)
+        if (later := self._held_until(claimed)) is not None:
+            raise _HeldForHours(later)
 
     def _check_lease(self, claimed: Claimed) -> None:
         """Raise `_LeaseRunningOut` unless a send started now ends (or times out) within the lease."""

@@ -18,8 +18,10 @@ lease has run out. What the domain says must not go any more (a closed case, an 
 escalation, a digest left with nothing to say) is suppressed instead of sent. A destination in an
 outage is paused by its circuit breaker; its claimed notifications go back to pending without spending
 their retry budget. What is due but reached when its team is out of hours (the sender fell behind, or a
-retry came due in the night) waits again for its hours. A notification whose lease would run out before
-it could be sent is left alone for the sweep (another sender may have it by then).
+retry came due in the night) waits again for its hours; the hours are checked once more when its turn to
+be sent comes (a free connection, the rate limit), which under load can be seconds later. A notification
+whose lease would run out before it could be sent is left alone for the sweep (another sender may have it
+by then).
 
 On shutdown (the sender is cancelled) nothing new starts: what is on its way finishes and is recorded,
 and what was claimed but not started goes back to pending, so a restart repeats nothing. Only a process

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from caseway_notifier.adapters.channels import InMemoryChannel, Message, TransientDeliveryError
 from caseway_notifier.adapters.memory import InMemoryNotifierStore
 from caseway_notifier.domain.batch import Correlated
+from caseway_notifier.domain.delivery import CircuitBreakers, destination
 from caseway_notifier.domain.directory import Directory
 from caseway_notifier.domain.planning import plan_escalation
 from caseway_notifier.service import sending
@@ -302,6 +303,34 @@ async def test_an_alert_whose_turn_to_send_comes_after_its_teams_quiet_hours_beg
     h.clock.now = START + timedelta(minutes=30)
     assert await sender.deliver_due() == 1
     assert len(h.email.sent) == 2
+
+
+async def test_a_probe_that_did_not_go_lets_the_next_delivery_probe_instead_of_pausing_email_for_good():
+    # Found in review: a delivery admitted as the probe of a paused destination, then stopped by its lease
+    # (or, since the fix above, by its team's quiet hours), left the breaker probing for ever; email is
+    # one destination, so no email was claimed again until the notifier restarted.
+    h = Harness()
+    await h.case_events().handle([(_opened("waste"), "c")])
+    breakers = CircuitBreakers(threshold=1, cooldown_seconds=10)
+    breakers.failed(destination("email", "waste@example.org"), START)  # email paused until 12:00:10
+    h.clock.now = START + timedelta(seconds=20)  # the cooldown is over: the next email is the probe
+
+    def sender(**settings: float) -> Sender:
+        return Sender(
+            unit_of_work=h.uow,
+            channels={"email": h.email, "webhook": h.webhook},
+            messages=h.messages,
+            settings=h.settings.model_copy(update=settings),
+            clock=h.clock,
+            breakers=breakers,
+        )
+
+    # A lease shorter than a send may take: the probe is admitted, then left to the sweep unsent.
+    assert await sender(claim_lease_seconds=5, send_timeout_seconds=10).deliver_due() == 2
+    assert h.email.sent == []
+    h.clock.now += timedelta(seconds=6)  # their leases have run out: the email and the webhook are due again
+    assert await sender().deliver_due() == 2
+    assert len(h.email.sent) == 1
 
 
 async def test_a_closed_case_is_sent_nothing_and_an_acknowledged_one_is_not_escalated():

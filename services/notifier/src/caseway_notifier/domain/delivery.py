@@ -194,6 +194,14 @@ class CircuitBreakers:
         breaker.probing = True
         return True
 
+    def not_sent(self, name: str) -> None:
+        """A delivery admitted to `name` did not go after all (its lease or its team's hours ran out while
+        it waited): if it was the probe, the next delivery may probe instead. Left probing, the destination
+        would be paused for good, and for email that is every email."""
+        breaker = self._state.get(name)
+        if breaker is not None:
+            breaker.probing = False
+
     def succeeded(self, name: str) -> None:
         self._state.pop(name, None)
 

@@ -317,7 +317,7 @@ class Sender:
                 await limit.acquire()
                 if self._stopping:
                     return None, cases
-            self._check_turn(claimed)
+            self._check_turn(claimed, name)
             channel = self._channels.get(claimed.channel)
             if channel is None:
                 error = PermanentDeliveryError(f"no adapter configured for channel {claimed.channel!r}")
@@ -348,11 +348,20 @@ class Sender:
             cases,
         )
 
-    def _check_turn(self, claimed: Claimed) -> None:
-        """Its turn to be sent has come: raise unless it may go now. The team's hours are checked again
-        here: waiting for a connection or the rate limit under load can take seconds, and the team's quiet
-        hours may have begun meanwhile."""
-        self._check_lease(claimed)
+    def _check_turn(self, claimed: Claimed, name: str) -> None:
+        """Its turn to be sent to `name` has come: raise unless it may go now. The team's hours are checked
+        again here: waiting for a connection or the rate limit under load can take seconds, and the team's
+        quiet hours may have begun meanwhile. One that may not go gives up its place as the destination's
+        probe, if it was admitted as that."""
+        try:
+            self._check_lease(claimed)
+            self._check_hours(claimed)
+        except (_HeldForHours, _LeaseRunningOut):
+            self._breakers.not_sent(name)
+            raise
+
+    def _check_hours(self, claimed: Claimed) -> None:
+        """Raise `_HeldForHours` if the team is out of hours now."""
         if (later := self._held_until(claimed)) is not None:
             raise _HeldForHours(later)
 

@@ -6,6 +6,7 @@ failed, nothing for closed cases, no escalation once acknowledged."""
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from caseway_notifier.adapters.channels import InMemoryChannel, Message, TransientDeliveryError
 from caseway_notifier.adapters.memory import InMemoryNotifierStore
@@ -102,13 +103,15 @@ class Harness:
             **({"dispatch": dispatch} if dispatch is not None else {}),
         )
 
-    def sender(self) -> Sender:
+    def sender(self, *, settings: NotifierSettings | None = None, **options: Any) -> Sender:
+        """A sender on this harness's store, channels and clock; `options` go to `Sender` as they are."""
         return Sender(
             unit_of_work=self.uow,
             channels={"email": self.email, "webhook": self.webhook},
             messages=self.messages,
-            settings=self.settings,
+            settings=settings or self.settings,
             clock=self.clock,
+            **options,
         )
 
     def published(self, event_type: str) -> list[str]:
@@ -235,14 +238,7 @@ async def test_an_alert_the_sender_reaches_after_its_teams_quiet_hours_began_wai
     await CaseEvents(unit_of_work=h.uow, directory=directory, messages=h.messages, clock=h.clock).handle(
         [(_opened("waste"), "c1")]
     )
-    sender = Sender(
-        unit_of_work=h.uow,
-        channels={"email": h.email, "webhook": h.webhook},
-        messages=h.messages,
-        settings=h.settings,
-        clock=h.clock,
-        directory=directory,
-    )
+    sender = h.sender(directory=directory)
     h.clock.now = START + timedelta(minutes=10)  # due since 12:00, reached in the quiet hours
     assert await sender.deliver_due() == 2
     assert h.email.sent == h.webhook.sent == []
@@ -282,15 +278,7 @@ async def test_an_alert_whose_turn_to_send_comes_after_its_teams_quiet_hours_beg
     await CaseEvents(unit_of_work=h.uow, directory=directory, messages=h.messages, clock=h.clock).handle(
         [(_opened("waste"), "c1"), (_opened("waste"), "c2")]
     )
-    sender = Sender(
-        unit_of_work=h.uow,
-        channels={"email": h.email, "webhook": h.webhook},
-        messages=h.messages,
-        settings=h.settings,
-        clock=h.clock,
-        directory=directory,
-        concurrency={"email": 1},
-    )
+    sender = h.sender(directory=directory, concurrency={"email": 1})
     sweep = asyncio.create_task(sender.deliver_due())
     await asyncio.wait_for(h.email.first_started.wait(), timeout=5)  # type: ignore[attr-defined]
     h.clock.now = START + timedelta(minutes=5, seconds=2)  # the quiet hours have begun
@@ -315,21 +303,12 @@ async def test_a_probe_that_did_not_go_lets_the_next_delivery_probe_instead_of_p
     breakers.failed(destination("email", "waste@example.org"), START)  # email paused until 12:00:10
     h.clock.now = START + timedelta(seconds=20)  # the cooldown is over: the next email is the probe
 
-    def sender(**settings: float) -> Sender:
-        return Sender(
-            unit_of_work=h.uow,
-            channels={"email": h.email, "webhook": h.webhook},
-            messages=h.messages,
-            settings=h.settings.model_copy(update=settings),
-            clock=h.clock,
-            breakers=breakers,
-        )
-
     # A lease shorter than a send may take: the probe is admitted, then left to the sweep unsent.
-    assert await sender(claim_lease_seconds=5, send_timeout_seconds=10).deliver_due() == 2
+    short_lease = h.settings.model_copy(update={"claim_lease_seconds": 5, "send_timeout_seconds": 10})
+    assert await h.sender(settings=short_lease, breakers=breakers).deliver_due() == 2
     assert h.email.sent == []
     h.clock.now += timedelta(seconds=6)  # their leases have run out: the email and the webhook are due again
-    assert await sender().deliver_due() == 2
+    assert await h.sender(breakers=breakers).deliver_due() == 2
     assert len(h.email.sent) == 1
 
 

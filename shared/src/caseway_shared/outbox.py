@@ -101,15 +101,8 @@ async def publish_now(producer: AIOKafkaProducer, messages: Sequence[OutboxMessa
     try:
         for message in messages:
             headers = dict(message.headers)
-            with tracing.publishing(message.topic, headers):
-                futures.append(
-                    await producer.send(
-                        message.topic,
-                        message.payload,
-                        key=message.key.encode(),
-                        headers=h.encode_headers(headers),
-                    )
-                )
+            future = await _hand_over(producer, message.topic, message.key, message.payload, headers)
+            futures.append(future)
     finally:
         # What was handed over goes on its way whatever happened to the rest: wait for it (and retrieve
         # its failure, if any) before reporting.
@@ -117,6 +110,18 @@ async def publish_now(producer: AIOKafkaProducer, messages: Sequence[OutboxMessa
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+async def _hand_over(
+    producer: AIOKafkaProducer, topic: str, key: str, payload: bytes, headers: dict[str, str]
+) -> asyncio.Future[Any]:
+    """Give one event to the producer (traced, headers encoded); the future resolves once the broker has
+    it. Raises if the producer refuses it before it leaves."""
+    with tracing.publishing(topic, headers):
+        future: asyncio.Future[Any] = await producer.send(
+            topic, payload, key=key.encode(), headers=h.encode_headers(headers)
+        )
+    return future
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,13 +309,9 @@ class OutboxRelay:
             headers = dict(row["headers"])
             headers.pop(SET_ASIDE, None)
             try:
-                with tracing.publishing(row["topic"], headers):
-                    future = await self._producer.send(
-                        row["topic"],
-                        bytes(row["payload"]),
-                        key=row["key"].encode(),
-                        headers=h.encode_headers(headers),
-                    )
+                future = await _hand_over(
+                    self._producer, row["topic"], row["key"], bytes(row["payload"]), headers
+                )
             except Exception as error:  # refused before it left: what was handed over still goes
                 failure = error
                 break

@@ -167,22 +167,32 @@ async def existing_topics(
 
 
 async def delete_topics(
-    bootstrap_servers: str, prefix: str, *, client_options: Mapping[str, Any] | None = None
+    bootstrap_servers: str,
+    prefix: str,
+    *,
+    catalogue_only: bool = True,
+    client_options: Mapping[str, Any] | None = None,
 ) -> tuple[str, ...]:
     """Delete the catalogue's topics under ``prefix`` (a test run's own; the unprefixed ones never),
-    returning the names deleted. Tests should call it when done: every partition left behind makes
-    the broker's next start slower."""
+    returning the names deleted sorted. Tests should call it when done: every partition left behind
+    makes the broker's next start slower, and a load test's runs fill the disk with gigabytes.
+
+    ``catalogue_only=False`` deletes every topic whose name starts with ``prefix``, also those a run
+    made beyond the catalogue (the benchmark's raw chain)."""
     if not prefix:
         raise StackError("delete_topics needs a prefix: it never deletes the unprefixed catalogue topics")
-    names = list(await existing_topics(bootstrap_servers, prefix, client_options=client_options))
-    if not names:
-        return ()
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers, client_id="caseway-stack", **dict(client_options or {})
     )
     try:
         await admin.start()
-        await admin.delete_topics(names, timeout_ms=30_000)
+        present = set(await admin.list_topics())
+        if catalogue_only:
+            names = sorted(spec.full_name(prefix) for spec in CATALOGUE if spec.full_name(prefix) in present)
+        else:
+            names = sorted(name for name in present if name.startswith(prefix))
+        if names:
+            await admin.delete_topics(names, timeout_ms=30_000)
     finally:
         await admin.close()
     return tuple(names)

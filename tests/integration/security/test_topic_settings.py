@@ -3,19 +3,25 @@ against an external cluster refusing replication factor 1 unless told the cluste
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from caseway_ops.errors import StackError
 from caseway_ops.kafka_topics import create_topics, delete_topics, existing_topics
 from caseway_shared.topics import CATALOGUE, Topic, spec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.infra
 
@@ -92,3 +98,41 @@ async def test_stack_up_against_an_external_cluster_refuses_one_copy_unless_told
         assert len(await existing_topics(infra.bootstrap_servers, prefix)) == len(CATALOGUE)
     finally:
         await delete_topics(infra.bootstrap_servers, prefix)
+
+
+async def _listed_once(admin: AIOKafkaAdminClient, settled: Callable[[set[str]], bool]) -> set[str]:
+    """The broker's topics once ``settled`` holds (creation and deletion are asynchronous), or after 30 s."""
+    deadline = time.monotonic() + 30
+    while not settled(names := set(await admin.list_topics())) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return names
+
+
+async def test_a_runs_topics_are_deleted_with_those_it_made_beyond_the_catalogue_and_no_others(infra):
+    prefix = f"run-{uuid.uuid4().hex[:8]}."
+    neighbour = f"run-{uuid.uuid4().hex[:8]}."
+    extra, other = f"{prefix}chain-1", f"{neighbour}chain-1"
+    await create_topics(infra.bootstrap_servers, prefix, replication_factor=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=1, replication_factor=1) for name in (extra, other)]
+        )
+        await _listed_once(admin, lambda names: {extra, other} <= names)
+        catalogue = await delete_topics(infra.bootstrap_servers, prefix)
+        assert len(catalogue) == len(CATALOGUE)
+        left = await _listed_once(admin, lambda names: not set(catalogue) & names)
+        assert not set(catalogue) & left
+        assert extra in left  # deleting the catalogue's topics leaves a run's others
+
+        await create_topics(infra.bootstrap_servers, prefix, replication_factor=1)
+        every = await delete_topics(infra.bootstrap_servers, prefix, catalogue_only=False)
+        assert set(every) == {*catalogue, extra}
+        left = await _listed_once(admin, lambda names: not any(name.startswith(prefix) for name in names))
+        assert not {name for name in left if name.startswith(prefix)}
+        assert other in left  # another run's topics are not touched
+    finally:
+        await delete_topics(infra.bootstrap_servers, prefix, catalogue_only=False)
+        await admin.delete_topics([other])
+        await admin.close()

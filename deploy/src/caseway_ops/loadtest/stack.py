@@ -27,7 +27,7 @@ from caseway_ops import kafka_broker, postgres_server
 from caseway_ops.database import create_database, drop_database
 from caseway_ops.errors import StackError
 from caseway_ops.kafka_cluster import KafkaCluster
-from caseway_ops.kafka_topics import TopicsReport, create_topics
+from caseway_ops.kafka_topics import TopicsReport, create_topics, delete_topics
 from caseway_ops.processes import is_alive
 from caseway_ops.stack import ensure_stack, stop_stack
 from caseway_ops.stack_config import StackConfig
@@ -154,7 +154,10 @@ class LoadtestStack:
         return RunEnvironment(self.config, self.config.bootstrap_servers, url, name, prefix)
 
     async def drop_run(self, run: RunEnvironment) -> None:
+        """Drop the run's database and every topic it made (the catalogue's and the raw chain's): the
+        stack's state folder is kept between runs, and each run's topics held hundreds of megabytes."""
         await drop_database(self.config.database_url, run.database_name)
+        await delete_topics(run.bootstrap_servers, run.topic_prefix, catalogue_only=False)
 
     # Faults ----------------------------------------------------------------------------------------
 

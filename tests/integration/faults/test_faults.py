@@ -73,6 +73,7 @@ async def test_nothing_is_lost_or_duplicated_under_kills_restarts_and_poison(sta
     print(run.as_dict())  # noqa: T201 - the figures, for the log of a CI run
     assert [f["fault"] for f in run.faults].count("kafka") == 1
     assert len(run.faults) == 10
+    assert 0 < run.caught_up_after_load_s <= run.quiet_after_load_s
     # Counted at the receivers: a kill -9 of the notifier may repeat the one send in flight per sender;
     # SIGTERMs, outages and the replay repeat nothing.
     assert counts.emails_received > 0

@@ -1,7 +1,7 @@
 """Router throughput benchmark (a command, not a timed test), against the real broker and database.
 
     uv run python tests/bench/router_throughput.py --reports 5000 --duplicates 0.2 [--cases 100000 ...]
-        [--replicas 2] [--profile]
+        [--replicas 2] [--profile] [--poison-every 1000]
 
 Creates its own topic prefix and database, publishes N ReportReceived events (Liverpool's categories,
 places spread over the wards like the load generator's; about one in five another resident's report of
@@ -11,7 +11,9 @@ measures how fast it routes them all (reports/s from the first routed batch to t
 `--cases 10000 100000 1000000` runs once per size, each on a table already holding that many cases (open
 and recently closed, spread over the city, all inside their duplicate windows: see
 caseway_ops.loadtest.preload), and prints for each the rate and the candidate search's time per batch,
-so a cost that grows with the table shows. `--profile` runs the router under cProfile.
+so a cost that grows with the table shows. `--profile` runs the router under cProfile. `--poison-every N`
+puts a record that is not a report after every N-th (dead-lettered by the router), as the fault suite
+does: how much one poison record in a full batch costs.
 """
 
 from __future__ import annotations
@@ -85,26 +87,27 @@ def make_reports(council: Council, count: int, duplicate_share: float, seed: int
     return made
 
 
-async def publish(bootstrap: str, topic: str, reports: list[ReportReceived]) -> None:
+async def publish(bootstrap: str, topic: str, reports: list[ReportReceived], *, poison_every: int = 0) -> int:
+    """Publish `reports`, and after every `poison_every`-th one a record that is not a report (the fault
+    suite's 1 in 1,000); returns how many of those were published."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=10
     )
     await producer.start()
+    poison = 0
     try:
-        futures = [
-            await producer.send(
-                topic,
-                r.model_dump_json().encode(),
-                key=str(r.report_id).encode(),
-                headers=h.encode_headers(
-                    {h.CORRELATION_ID: str(r.report_id), h.EVENT_TYPE: "ReportReceived"}
-                ),
-            )
-            for r in reports
-        ]
+        futures = []
+        for number, r in enumerate(reports, start=1):
+            headers = h.encode_headers({h.CORRELATION_ID: str(r.report_id), h.EVENT_TYPE: "ReportReceived"})
+            key = str(r.report_id).encode()
+            futures.append(await producer.send(topic, r.model_dump_json().encode(), key=key, headers=headers))
+            if poison_every and number % poison_every == 0:
+                futures.append(await producer.send(topic, b'{"not": "a report"}', key=key, headers=headers))
+                poison += 1
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+    return poison
 
 
 class CandidateTimer:
@@ -147,8 +150,12 @@ async def run_size(args: argparse.Namespace, council: Council, cases: int) -> di
         if cases:
             sys.stdout.write(f"preloaded {cases:,} cases in {time.monotonic() - loading:.1f} s\n")
         reports = make_reports(council, args.reports, args.duplicates, args.seed)
-        await publish(bootstrap, f"{prefix}reports.received.v1", reports)
-        sys.stdout.write(f"published {len(reports)} reports to {prefix}reports.received.v1\n")
+        poison = await publish(
+            bootstrap, f"{prefix}reports.received.v1", reports, poison_every=args.poison_every
+        )
+        sys.stdout.write(
+            f"published {len(reports)} reports and {poison} poison records to {prefix}reports.received.v1\n"
+        )
         settings = [
             RouterSettings(
                 kafka_bootstrap_servers=bootstrap,
@@ -246,6 +253,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--poison-every", type=int, default=0, help="a record that is not a report after every N (0: none)"
+    )
     parser.add_argument(
         "--cases", type=int, nargs="+", default=[0], help="cases already stored; one run per size"
     )

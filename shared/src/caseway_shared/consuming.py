@@ -2,7 +2,8 @@
 
 The rules (DESIGN.md, "Retries and dead letters are ours"):
 - A batch is first processed whole, in one go, for throughput.
-- If that fails, each record is processed on its own, so one poison record cannot hold back the others.
+- If that fails, each half is processed the same way, down to single records, so one poison record
+  cannot hold back the others and costs a few more attempts, not one per record of the batch.
 - A record whose content is malformed (`MalformedMessage`) is not retried: it is dead-lettered at once.
 - A record whose processing raises another error is retried with exponential backoff up to
   `retry_attempts` times, then dead-lettered to ops.deadletter.v1 with its provenance and the error.
@@ -345,22 +346,34 @@ class BatchConsumer:
             yield
 
     async def _process(self, records: Sequence[Record], done: set[int]) -> None:
+        await self._halving(list(enumerate(records)), done)
+
+    async def _halving(self, part: list[tuple[int, Record]], done: set[int]) -> None:
+        """Handle `part` (records with their index in the batch) whole; if one bad record spoils it, each
+        half the same way, in order, down to single records. One poison record among n costs about
+        2·log2(n) more attempts, not n: a batch of 500 taken while catching up after an outage, handled
+        one by one at tens of milliseconds a unit of work, held its partitions for 15 s."""
+        if len(part) == 1:
+            index, record = part[0]
+            await self._one(record)
+            done.add(index)
+            return
+        records = [record for _, record in part]
         try:
             await self._attempt(records, _Transient())
         except _Stalled:
             raise
-        except Exception as error:  # one bad record spoils a batch; find it by handling them one by one
-            failure = error
+        except Exception as error:
+            log.info("batch_failed_halving", size=len(records), error_type=type(error).__name__)
         else:
-            done.update(range(len(records)))
+            done.update(index for index, _ in part)
             self._count_processed(records)
             return
-        log.info("batch_failed_falling_back_to_single", size=len(records), error_type=type(failure).__name__)
-        for index, record in enumerate(records):
+        middle = len(part) // 2
+        for half in (part[:middle], part[middle:]):
             if done and self._clock() >= self._deadline:
                 raise _Stalled(None)  # out of time: the rest comes back at the next poll
-            await self._one(record)
-            done.add(index)
+            await self._halving(half, done)
 
     def _count_processed(self, records: Sequence[Record]) -> None:
         if self._metrics is not None:

@@ -368,19 +368,22 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
         seconds = time.monotonic() - started
         say(f"load stopped: {len(publisher.sent)} inputs in {seconds:.0f} s; waiting for quiet")
         expect = len({s.report_id for s in publisher.sent if s.report.valid and s.report_id})
-        load_stopped = time.monotonic()
-        for held_too in (False, True):
+
+        async def quiet(*, expect_reports: int | None, held_too: bool) -> None:
             await wait_quiet(
                 env.database_url,
                 env.bootstrap_servers,
                 env.topic_prefix,
-                expect_reports=expect,
+                expect_reports=expect_reports,
                 timeout=plan.quiet_timeout,
                 held_too=held_too,
             )
-            if not held_too:
-                caught_up_after_load = time.monotonic() - load_stopped
-                say(f"caught up {caught_up_after_load:.0f} s after the load stopped (every alert due sent)")
+
+        load_stopped = time.monotonic()
+        await quiet(expect_reports=expect, held_too=False)
+        caught_up_after_load = time.monotonic() - load_stopped
+        say(f"caught up {caught_up_after_load:.0f} s after the load stopped (every alert due sent)")
+        await quiet(expect_reports=expect, held_too=True)
         quiet_after_load = time.monotonic() - load_stopped
         say(f"quiet {quiet_after_load:.0f} s after the load stopped (the alerts held for later sent too)")
         stalls = await watch.stop()
@@ -406,14 +409,7 @@ async def run_faults(  # noqa: PLR0915 - one run's steps, in order, read best in
             move_addresses(council)
         await reset_groups(env.bootstrap_servers, env.topic_prefix)
         await services.start(*names)
-        await wait_quiet(
-            env.database_url,
-            env.bootstrap_servers,
-            env.topic_prefix,
-            expect_reports=None,
-            timeout=plan.quiet_timeout,
-            held_too=True,
-        )
+        await quiet(expect_reports=None, held_too=True)
         after = await invariants.totals(env.database_url)
         delivered_after = len(invariants.Receipts.read(services.mail_file, services.webhook_file).all())
         notifier_kills = sum(1 for f in faults_done if f["fault"] == "notifier")
